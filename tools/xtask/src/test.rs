@@ -1,0 +1,332 @@
+//! `cargo xtask test`: every check, host and guests, one summary line.
+
+use crate::cargo::{self, Metadata};
+use crate::guest::{self, GuestRun, Status};
+use crate::initramfs::Initramfs;
+use crate::setup;
+use crate::topology::VmTopology;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub lint: bool,
+    pub host: bool,
+    pub guest: bool,
+    pub verbose: bool,
+}
+
+/// The machines every guest test runs in, one boot each.
+pub fn guest_machines() -> Vec<VmTopology> {
+    vec![
+        VmTopology::new(2, 2, 512, 0),
+        VmTopology::new(4, 2, 512, 0),
+        VmTopology::new(2, 2, 512, 1),
+    ]
+}
+
+/// Test counts of one step, and whether the step itself went wrong.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub passed: u64,
+    pub failed: u64,
+    /// Failures that are not a failing test (a crash, a build error, a lint).
+    pub problems: Vec<String>,
+}
+
+impl Tally {
+    fn failures(&self) -> u64 {
+        self.failed + self.problems.len() as u64
+    }
+}
+
+struct Step {
+    name: String,
+    tally: Tally,
+    time: Duration,
+    counts_tests: bool,
+}
+
+pub fn run(opts: &Options) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    setup::host_packages()?;
+    let meta = cargo::metadata()?;
+    let mut steps: Vec<Step> = Vec::new();
+
+    if opts.lint {
+        steps.push(timed("fmt", false, || {
+            command_step(
+                cargo::cargo().args(["fmt", "--all", "--", "--check"]),
+                "cargo fmt --check found unformatted code (run `cargo fmt --all`)",
+            )
+        }));
+        steps.push(timed("clippy", false, || {
+            command_step(
+                cargo::cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+                "clippy found warnings",
+            )
+        }));
+    }
+    if opts.host {
+        steps.push(timed("host tests", true, host_tests));
+    }
+    if opts.guest {
+        guest_steps(&meta, opts.verbose, &mut steps)?;
+    }
+
+    eprintln!();
+    eprintln!(
+        "xtask test: summary ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    let (mut passed, mut failed) = (0, 0);
+    for s in &steps {
+        passed += s.tally.passed;
+        failed += s.tally.failures();
+        let verdict = if s.counts_tests {
+            format!("{} passed, {} failed", s.tally.passed, s.tally.failed)
+        } else if s.tally.problems.is_empty() {
+            "ok".to_owned()
+        } else {
+            "FAILED".to_owned()
+        };
+        eprintln!(
+            "  {:<44} {:<28} {:>6.1} s",
+            s.name,
+            verdict,
+            s.time.as_secs_f64()
+        );
+        for p in &s.tally.problems {
+            eprintln!("      - {p}");
+        }
+    }
+    // The one line CI reads, alone on stdout's last line.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+fn timed(name: &str, counts_tests: bool, f: impl FnOnce() -> Tally) -> Step {
+    eprintln!("xtask test: {name}");
+    let t = Instant::now();
+    let tally = f();
+    Step {
+        name: name.to_owned(),
+        tally,
+        time: t.elapsed(),
+        counts_tests,
+    }
+}
+
+fn command_step(cmd: &mut std::process::Command, problem: &str) -> Tally {
+    let mut tally = Tally::default();
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(_) => tally.problems.push(problem.to_owned()),
+        Err(e) => tally.problems.push(format!("could not run: {e}")),
+    }
+    tally
+}
+
+/// `cargo test --workspace --no-fail-fast`, streamed and counted.
+fn host_tests() -> Tally {
+    let mut cmd = cargo::cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Tally {
+                problems: vec![format!("could not run cargo test: {e}")],
+                ..Tally::default()
+            };
+        }
+    };
+    let mut text = String::new();
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    let mut tally = count_libtest(&text);
+    if !ok && tally.failed == 0 {
+        tally
+            .problems
+            .push("cargo test failed without a failing test: a build error or a crash".into());
+    }
+    tally
+}
+
+/// Sums libtest's `test result:` lines.
+pub fn count_libtest(text: &str) -> Tally {
+    let mut t = Tally::default();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            continue;
+        };
+        for part in rest.split(';') {
+            let part = part
+                .trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ");
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                let n: u64 = n.parse().unwrap_or(0);
+                match what {
+                    "passed" => t.passed += n,
+                    "failed" => t.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Marker the guest runner prints after each test binary.
+const DONE: &str = "xtask-test: done ";
+
+/// Counts a guest run: libtest lines per binary, and a binary that exited non-zero
+/// without a failing test (a crash) as one failure.
+pub fn count_guest(text: &str) -> Tally {
+    let mut total = Tally::default();
+    let mut section = String::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(DONE) {
+            let t = count_libtest(&section);
+            let (name, rc) = rest.rsplit_once(" exit=").unwrap_or((rest, "?"));
+            if rc != "0" && t.failed == 0 {
+                total.problems.push(format!(
+                    "{name} exited {rc} without a failing test (crashed?)"
+                ));
+            }
+            total.passed += t.passed;
+            total.failed += t.failed;
+            section.clear();
+        } else {
+            section.push_str(line);
+            section.push('\n');
+        }
+    }
+    total
+}
+
+fn runner_script(tests: &[(String, std::path::PathBuf)]) -> String {
+    let mut s = String::from("status=0\n");
+    for (name, exe) in tests {
+        s += &format!(
+            "echo '==> {name}'\n'{exe}'\nrc=$?\necho \"{DONE}{name} exit=$rc\"\n[ $rc -eq 0 ] || status=1\n",
+            exe = exe.display()
+        );
+    }
+    s += "exit $status\n";
+    s
+}
+
+fn guest_steps(meta: &Metadata, verbose: bool, steps: &mut Vec<Step>) -> anyhow::Result<()> {
+    eprintln!("xtask test: building release binaries and guest tests");
+    let built = Instant::now();
+    let build = cargo::build_release_bins().and_then(|bins| {
+        let tests = cargo::build_guest_tests(meta)?;
+        Ok((bins, tests))
+    });
+    let (bins, tests) = match build {
+        Ok(b) => b,
+        Err(e) => {
+            steps.push(Step {
+                name: "guest build".into(),
+                tally: Tally {
+                    problems: vec![format!("{e:#}")],
+                    ..Tally::default()
+                },
+                time: built.elapsed(),
+                counts_tests: false,
+            });
+            return Ok(());
+        }
+    };
+    let assets = setup::guest_assets(&meta.xtask_dir())?;
+    for machine in guest_machines() {
+        let name = format!("guest {}", machine.describe());
+        let step = timed(&name, true, || {
+            let result = (|| -> anyhow::Result<Tally> {
+                let mut fs = Initramfs::new();
+                for b in &bins {
+                    fs.add_host_path(b)?;
+                }
+                for (_, exe) in &tests {
+                    fs.add_host_path(exe)?;
+                }
+                fs.add_bytes("/xtask/run-tests", runner_script(&tests), 0o755);
+                let run = GuestRun {
+                    topology: machine.clone(),
+                    command: vec!["sh".into(), "/xtask/run-tests".into()],
+                    env: Vec::new(),
+                    path_dirs: cargo::bin_dirs(&bins),
+                    numa_balancing: false,
+                    timeout: Duration::from_secs(1800),
+                    verbose,
+                    echo: true,
+                };
+                let outcome = guest::boot(&assets, fs, &run)?;
+                let mut tally = count_guest(&outcome.stdout);
+                match outcome.status {
+                    Status::Exited(_) => {}
+                    other => tally.problems.push(format!("the guest failed: {other:?}")),
+                }
+                Ok(tally)
+            })();
+            result.unwrap_or_else(|e| Tally {
+                problems: vec![format!("{e:#}")],
+                ..Tally::default()
+            })
+        });
+        steps.push(step);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_lines_are_summed() {
+        let text = "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\
+                    noise\n\
+                    test result: FAILED. 2 passed; 5 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        let t = count_libtest(text);
+        assert_eq!((t.passed, t.failed), (5, 5));
+    }
+
+    #[test]
+    fn a_crashed_guest_binary_counts_as_a_failure() {
+        let text = "==> a\ntest result: ok. 4 passed; 0 failed; 0 ignored\nxtask-test: done a exit=0\n\
+                    ==> b\nSegmentation fault\nxtask-test: done b exit=139\n";
+        let t = count_guest(text);
+        assert_eq!((t.passed, t.failed), (4, 0));
+        assert_eq!(
+            t.problems,
+            vec!["b exited 139 without a failing test (crashed?)"]
+        );
+        assert_eq!(t.failures(), 1);
+    }
+
+    #[test]
+    fn a_failing_guest_binary_is_not_counted_twice() {
+        let text =
+            "test result: FAILED. 1 passed; 2 failed; 0 ignored\nxtask-test: done a exit=101\n";
+        let t = count_guest(text);
+        assert_eq!((t.passed, t.failed, t.problems.len()), (1, 2, 0));
+    }
+}
