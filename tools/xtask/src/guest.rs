@@ -5,8 +5,10 @@
 //! stderr here), ttyS3 a control channel. The output ports are put in raw mode, so
 //! bytes arrive exactly as written. The guest's `/init` (busybox sh) mounts the pseudo
 //! file systems, runs the command, writes its exit status to the control port and
-//! reboots, which ends QEMU (`-no-reboot`). A kernel panic reboots at once
-//! (`panic=-1`) without a status, and the panic line is read off the console log.
+//! reboots, which ends QEMU (`-no-reboot`). The root file system is the initramfs
+//! itself (writable, in RAM), so host files copied under `/tmp` stay visible. A
+//! kernel panic reboots at once (`panic=-1`) without a status, and the panic line is
+//! read off the console log.
 
 use crate::initramfs::Initramfs;
 use crate::setup::GuestAssets;
@@ -128,7 +130,7 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+chmod 1777 /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 echo {balancing} > /proc/sys/kernel/numa_balancing 2>/dev/null
 ip link set lo up 2>/dev/null

@@ -98,7 +98,7 @@ pub fn run(opts: &Options) -> anyhow::Result<u8> {
             "FAILED".to_owned()
         };
         eprintln!(
-            "  {:<44} {:<28} {:>6.1} s",
+            "  {:<52} {:<24} {:>6.1} s",
             s.name,
             verdict,
             s.time.as_secs_f64()
