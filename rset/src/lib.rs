@@ -9,5 +9,20 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod bind;
 pub mod list;
+pub mod placement;
+pub mod rset;
+pub mod set;
+pub mod spec;
 pub mod sys;
+pub mod thread;
+pub mod topology;
+
+pub use bind::{BindError, Binding, MemoryBinding};
+pub use placement::{Placement, Plan, PlanError, ThreadPlacement, plan};
+pub use rset::{RSet, RSetError};
+pub use set::{CpuId, CpuSet, IdSet, NodeId, NodeSet};
+pub use spec::SpecError;
+pub use thread::{Ctx, Team, TeamBuilder, TeamError};
+pub use topology::{Topology, TopologyError};

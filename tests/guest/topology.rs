@@ -1,7 +1,7 @@
 //! The emulated machine is the one the harness asked for, and the kernel's NUMA
 //! system calls really place memory on it.
 
-use numa_tests::{GuestSpec, sysfs};
+use numa_tests::{GuestSpec, Mapping, sysfs};
 use rset::sys::mempolicy::{self, MbindFlags, Mode, PageStatus};
 
 #[test]
@@ -54,62 +54,6 @@ fn cpuless_nodes_have_memory_and_no_cpus() {
             "node {node} should have memory"
         );
     }
-}
-
-/// An anonymous private mapping of `pages` pages, unmapped on drop.
-struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(pages: usize) -> Mapping {
-        let len = pages * page_size();
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(
-            ptr,
-            libc::MAP_FAILED,
-            "mmap: {}",
-            std::io::Error::last_os_error()
-        );
-        Mapping {
-            ptr: ptr.cast(),
-            len,
-        }
-    }
-
-    fn page(&self, i: usize) -> *mut u8 {
-        self.ptr.wrapping_add(i * page_size())
-    }
-
-    fn touch(&self) {
-        for i in 0..self.len / page_size() {
-            // SAFETY: page i lies inside the live read-write mapping.
-            unsafe { self.page(i).write_volatile(1) };
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `new`, used by nobody else.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 #[test]
