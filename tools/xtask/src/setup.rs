@@ -51,6 +51,11 @@ const REQUIREMENTS: &[Requirement] = &[
         present: || pkg_config_has("hwloc"),
     },
     Requirement {
+        what: "libnuma headers (pkg-config numa), for the libnuma benchmarks",
+        package: "libnuma-dev",
+        present: || pkg_config_has("numa"),
+    },
+    Requirement {
         what: "libudev headers (pkg-config libudev)",
         package: "libudev-dev",
         present: || pkg_config_has("libudev"),
