@@ -323,6 +323,13 @@ pub fn move_pages_to(pages: &[*const u8], nodes: &[u32]) -> io::Result<Vec<PageS
     Ok(status.into_iter().map(PageStatus::from_raw).collect())
 }
 
+/// The base page size (`sysconf(_SC_PAGESIZE)`).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 { v as usize } else { 4096 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,8 @@
+//! Samplers: the software page-protection sampler that runs anywhere (VMs, our
+//! emulated machine), and the probe for hardware memory sampling.
+
+pub mod pmu;
+pub mod protect;
+mod sys;
+
+pub use protect::{Pause, ProtectConfig, ProtectError, ProtectSampler, ProtectStats, pause};

@@ -1,0 +1,363 @@
+//! A monitoring session: a sampler feeding a [`Card`] in the background, then a
+//! [`SessionFile`] and a [`Report`].
+//!
+//! ```no_run
+//! use monitor::{FilterSpec, Granularity, session::Session};
+//! # let (start, size) = (0u64, 1u64 << 20);
+//! let session = Session::builder()
+//!     .filter(FilterSpec::new(start, size, Granularity::PAGE).name("ocean.psi"))
+//!     .rate_hz(1000)
+//!     .start()?;
+//! // ... the program runs ...
+//! let done = session.stop()?;
+//! println!("{}", done.report().to_text(10));
+//! # Ok::<(), monitor::session::SessionError>(())
+//! ```
+//!
+//! The software sampler watches the pages that cover the filters (whole pages: a
+//! reference to a neighbour of a filter on the same page takes a round and is then
+//! discarded, which costs time but no accuracy). Where hardware memory sampling
+//! exists it is reported ([`SessionOutcome::hardware`]); this version samples in
+//! software everywhere.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::card::{Card, CardError};
+use crate::filter::FilterSpec;
+use crate::home::HomeCache;
+use crate::report::Report;
+use crate::sample::{Sample, Sampler, SamplerStats};
+use crate::sampler::{ProtectConfig, ProtectError, ProtectSampler, pmu};
+use crate::session_file::{Label, SessionFile};
+
+/// Why a session could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No filter was given.
+    #[error("nothing to monitor: give at least one filter")]
+    NoFilters,
+    /// The card refused a filter (bad granularity, over budget, ...).
+    #[error(transparent)]
+    Card(#[from] CardError),
+    /// The software sampler could not start.
+    #[error(transparent)]
+    Sampler(#[from] ProtectError),
+    /// The machine's topology could not be read.
+    #[error("cannot read the machine's NUMA nodes: {0}")]
+    Topology(String),
+    /// The background thread could not start, or panicked.
+    #[error("the session's worker thread failed: {0}")]
+    Worker(String),
+}
+
+/// Builds a [`Session`].
+pub struct SessionBuilder {
+    filters: Vec<FilterSpec>,
+    labels: Vec<Label>,
+    budget: Option<u64>,
+    protect: ProtectConfig,
+    sampler: Option<Box<dyn Sampler>>,
+    drain_every: Duration,
+    home_refresh: Duration,
+    nodes: Option<u32>,
+}
+
+impl SessionBuilder {
+    /// Programs a filter (as many as the counter budget allows).
+    pub fn filter(mut self, spec: FilterSpec) -> Self {
+        self.filters.push(spec);
+        self
+    }
+
+    /// Names a data area for the report (from the alloc-policies registry, say).
+    pub fn label(mut self, label: Label) -> Self {
+        self.labels.push(label);
+        self
+    }
+
+    /// Total counters the card may allocate (the card's SRAM; default: the card's).
+    pub fn budget(mut self, counters: u64) -> Self {
+        self.budget = Some(counters);
+        self
+    }
+
+    /// Sampling rounds per second of the software sampler (default 100).
+    pub fn rate_hz(mut self, hz: u64) -> Self {
+        self.protect.rate_hz = hz;
+        self
+    }
+
+    /// The software sampler's full configuration.
+    pub fn protect(mut self, config: ProtectConfig) -> Self {
+        self.protect = config;
+        self
+    }
+
+    /// Uses this sampler (a [`crate::Replay`], say) instead of the software sampler.
+    pub fn sampler(mut self, sampler: Box<dyn Sampler>) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Counts for a machine of this many nodes instead of the running one's.
+    pub fn nodes(mut self, nodes: u32) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// Re-query a page's home node once its entry is older than this (default 1 s).
+    pub fn home_refresh(mut self, every: Duration) -> Self {
+        self.home_refresh = every;
+        self
+    }
+
+    /// Programs the card, starts the sampler and the background thread.
+    ///
+    /// # Errors
+    /// [`SessionError`] naming what was refused.
+    pub fn start(self) -> Result<Session, SessionError> {
+        if self.filters.is_empty() {
+            return Err(SessionError::NoFilters);
+        }
+        let nodes = match self.nodes {
+            Some(n) => n,
+            None => machine_nodes()?,
+        };
+        let mut card = match self.budget {
+            Some(b) => Card::with_budget(nodes, b)?,
+            None => Card::new(nodes)?,
+        };
+        for f in &self.filters {
+            card.program(f.clone())?;
+        }
+        let hardware = match pmu::detect() {
+            Ok(found) => {
+                format!("{found} is present; this version samples in software (page protection).")
+            }
+            Err(why) => why.to_string(),
+        };
+        let sampler: Box<dyn Sampler> = match self.sampler {
+            Some(s) => s,
+            None => Box::new(ProtectSampler::start(
+                &watch_ranges(&self.filters),
+                self.protect,
+            )?),
+        };
+        let card = Arc::new(Mutex::new(card));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (card2, stop2) = (card.clone(), stop.clone());
+        let (drain_every, refresh) = (self.drain_every, self.home_refresh);
+        let worker = std::thread::Builder::new()
+            .name("rset-mon-session".into())
+            .spawn(move || feed(sampler, &card2, &stop2, drain_every, refresh))
+            .map_err(|e| SessionError::Worker(e.to_string()))?;
+        Ok(Session {
+            card,
+            stop,
+            worker: Some(worker),
+            labels: self.labels,
+            hardware,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// Node count of the running machine (highest node id + 1).
+fn machine_nodes() -> Result<u32, SessionError> {
+    let topo = rset::Topology::from_system().map_err(|e| SessionError::Topology(e.to_string()))?;
+    Ok(topo.nodes().iter().map(|n| n.id.0 + 1).max().unwrap_or(1))
+}
+
+/// The whole pages covering the filters, merged.
+pub fn watch_ranges(filters: &[FilterSpec]) -> Vec<(usize, usize)> {
+    let page = rset::sys::mempolicy::page_size() as u64;
+    let mut spans: Vec<(u64, u64)> = filters
+        .iter()
+        .filter(|f| f.size > 0)
+        .map(|f| {
+            let lo = f.start / page * page;
+            let hi = f.start.saturating_add(f.size).div_ceil(page) * page;
+            (lo, hi)
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (lo, hi) in spans {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(lo, hi)| (lo as usize, (hi - lo) as usize))
+        .collect()
+}
+
+/// What the background thread hands back.
+struct Fed {
+    stats: SamplerStats,
+    unresolved: u64,
+}
+
+fn feed(
+    mut sampler: Box<dyn Sampler>,
+    card: &Mutex<Card>,
+    stop: &AtomicBool,
+    every: Duration,
+    refresh: Duration,
+) -> Fed {
+    let mut homes = HomeCache::new(refresh);
+    let mut buf: Vec<Sample> = Vec::new();
+    let mut drain = |sampler: &mut Box<dyn Sampler>, buf: &mut Vec<Sample>| {
+        buf.clear();
+        sampler.drain(buf);
+        if buf.is_empty() {
+            return;
+        }
+        let now = buf.last().map_or(0, |s| s.time_ns);
+        // Armed pages read as absent to move_pages: hold arming off while asking.
+        let resolved = {
+            let _calm = crate::sampler::pause();
+            homes.resolve(buf, now)
+        };
+        let mut card = card.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, home) in buf.iter().zip(resolved) {
+            if let Some(h) = home {
+                card.record(s, h);
+            }
+        }
+    };
+    while !stop.load(Ordering::Acquire) {
+        std::thread::sleep(every);
+        drain(&mut sampler, &mut buf);
+    }
+    sampler.stop();
+    drain(&mut sampler, &mut buf);
+    Fed {
+        stats: sampler.stats(),
+        unresolved: homes.unresolved(),
+    }
+}
+
+/// A running session.
+pub struct Session {
+    card: Arc<Mutex<Card>>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<Fed>>,
+    labels: Vec<Label>,
+    hardware: String,
+    started: Instant,
+}
+
+/// A finished session.
+#[derive(Debug)]
+pub struct SessionOutcome {
+    /// The session file (save it for `rset-mon report`).
+    pub file: SessionFile,
+    /// Samples whose page had no home node any more (unmapped meanwhile).
+    pub unresolved: u64,
+    /// One sentence on hardware memory sampling here.
+    pub hardware: String,
+    /// How long the session ran.
+    pub elapsed: Duration,
+}
+
+impl SessionOutcome {
+    /// The report of the session.
+    pub fn report(&self) -> Report {
+        Report::from_session(&self.file)
+    }
+}
+
+impl Session {
+    /// A builder with the defaults (software sampler at 100 rounds/s).
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder {
+            filters: Vec::new(),
+            labels: Vec::new(),
+            budget: None,
+            protect: ProtectConfig::default(),
+            sampler: None,
+            drain_every: Duration::from_millis(10),
+            home_refresh: Duration::from_secs(1),
+            nodes: None,
+        }
+    }
+
+    /// The counters so far, as a report (the sampler facts are filled in at the end).
+    pub fn snapshot(&self) -> Report {
+        let card = self.card.lock().unwrap_or_else(|p| p.into_inner());
+        let file =
+            SessionFile::from_card(&card, SamplerStats::default()).with_labels(self.labels.clone());
+        Report::from_session(&file)
+    }
+
+    /// One sentence on hardware memory sampling here.
+    pub fn hardware(&self) -> &str {
+        &self.hardware
+    }
+
+    /// Stops sampling, counts what is left, and returns the session.
+    ///
+    /// # Errors
+    /// [`SessionError::Worker`] if the background thread panicked.
+    pub fn stop(mut self) -> Result<SessionOutcome, SessionError> {
+        self.stop.store(true, Ordering::Release);
+        let fed = self
+            .worker
+            .take()
+            .expect("a running session has its worker")
+            .join()
+            .map_err(|_| SessionError::Worker("it panicked".into()))?;
+        let card = self.card.lock().unwrap_or_else(|p| p.into_inner());
+        let file = SessionFile::from_card(&card, fed.stats).with_labels(self.labels.clone());
+        Ok(SessionOutcome {
+            file,
+            unresolved: fed.unresolved,
+            hardware: self.hardware.clone(),
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::granularity::Granularity;
+
+    #[test]
+    fn watched_ranges_are_whole_merged_pages() {
+        let p = rset::sys::mempolicy::page_size() as u64;
+        let g = Granularity::LINE;
+        let filters = vec![
+            FilterSpec::new(p + 10, 100, g),
+            FilterSpec::new(p + 200, p, g),
+            FilterSpec::new(10 * p, p, g),
+        ];
+        assert_eq!(
+            watch_ranges(&filters),
+            vec![(p as usize, 2 * p as usize), (10 * p as usize, p as usize)]
+        );
+    }
+
+    #[test]
+    fn a_session_needs_a_filter() {
+        assert!(matches!(
+            Session::builder().start().err(),
+            Some(SessionError::NoFilters)
+        ));
+    }
+}

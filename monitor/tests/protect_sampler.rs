@@ -1,0 +1,307 @@
+//! The page-protection sampler on the host: counts proportional to references,
+//! reads told from writes, other SIGSEGVs chained to the program's own handler,
+//! unmapped ranges survived, system calls protected by `pause`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use monitor::sample::{Access, Sample, Sampler};
+use monitor::sampler::{ProtectConfig, ProtectError, ProtectSampler, pause};
+use numa_tests::{Mapping, Rng, page_size};
+
+/// One sampler per process: the tests take turns.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn config(rate_hz: u64) -> ProtectConfig {
+    ProtectConfig {
+        rate_hz,
+        window: Duration::from_millis(20),
+        seed: 12345,
+        check_every: 10,
+    }
+}
+
+fn range(m: &Mapping) -> (usize, usize) {
+    (m.ptr as usize, m.len)
+}
+
+fn within(s: &Sample, m: &Mapping) -> bool {
+    let a = s.addr as usize;
+    a >= m.ptr as usize && a < m.ptr as usize + m.len
+}
+
+/// Runs `work` on a thread until `samples` samples arrived (or a time limit).
+fn sample_while(
+    sampler: &mut ProtectSampler,
+    samples: usize,
+    work: impl Fn(&AtomicBool) + Send + Sync,
+) -> Vec<Sample> {
+    let stop = AtomicBool::new(false);
+    let mut got = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| work(&stop));
+        let limit = Instant::now() + Duration::from_secs(60);
+        while got.len() < samples && Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(20));
+            sampler.drain(&mut got);
+        }
+        stop.store(true, Ordering::Release);
+    });
+    sampler.stop();
+    sampler.drain(&mut got);
+    got
+}
+
+#[test]
+fn counts_are_proportional_to_reference_frequency() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (a, b) = (Mapping::new(8), Mapping::new(8));
+    a.touch();
+    b.touch();
+    let mut sampler = ProtectSampler::start(&[range(&a), range(&b)], config(2000)).unwrap();
+    let (pa, pb, len) = (a.ptr as usize, b.ptr as usize, a.len);
+    let counts = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let got = sample_while(&mut sampler, 1200, |stop| {
+        let mut rng = Rng(99);
+        let mut local = [0usize; 2];
+        while !stop.load(Ordering::Acquire) {
+            let r = rng.next_u64();
+            // Region A is referenced 3 times as often as region B.
+            let a = r % 4 < 3;
+            local[usize::from(!a)] += 1;
+            let base = if a { pa } else { pb };
+            let off = (r >> 8) as usize % len;
+            // SAFETY: `off` < len and both mappings stay alive while sampling runs.
+            unsafe { std::ptr::read_volatile((base + off) as *const u8) };
+        }
+        counts[0].store(local[0], Ordering::Release);
+        counts[1].store(local[1], Ordering::Release);
+    });
+    let (ta, tb) = (
+        counts[0].load(Ordering::Acquire),
+        counts[1].load(Ordering::Acquire),
+    );
+    eprintln!(
+        "truth: A {ta} B {tb} share {:.3}; stats {:?}",
+        ta as f64 / (ta + tb) as f64,
+        sampler.protect_stats()
+    );
+    let in_a = got.iter().filter(|s| within(s, &a)).count() as f64;
+    let in_b = got.iter().filter(|s| within(s, &b)).count() as f64;
+    assert!(in_a + in_b >= 500.0, "only {} samples", in_a + in_b);
+    assert_eq!(
+        in_a + in_b,
+        got.len() as f64,
+        "samples outside the watched ranges"
+    );
+    let share_a = in_a / (in_a + in_b);
+    eprintln!("share of A {share_a:.3}");
+    // Truth 0.75; 5 standard errors at n >= 500 is under 0.1.
+    assert!(
+        (share_a - 0.75).abs() < 0.1,
+        "share of A {share_a:.3} (A {in_a}, B {in_b})"
+    );
+    assert!(got.iter().all(|s| s.access == Access::Read));
+    assert!(got.iter().all(|s| s.tid > 0));
+    assert!(got.windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
+}
+
+#[test]
+fn writes_are_told_from_reads() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (r, w) = (Mapping::new(4), Mapping::new(4));
+    r.touch();
+    w.touch();
+    let mut sampler = ProtectSampler::start(&[range(&r), range(&w)], config(1000)).unwrap();
+    let (pr, pw, len) = (r.ptr as usize, w.ptr as usize, r.len);
+    let got = sample_while(&mut sampler, 200, |stop| {
+        let mut rng = Rng(7);
+        while !stop.load(Ordering::Acquire) {
+            let x = rng.next_u64();
+            let off = (x >> 8) as usize % len;
+            if x.is_multiple_of(2) {
+                // SAFETY: inside the live mapping `r`.
+                unsafe { std::ptr::read_volatile((pr + off) as *const u8) };
+            } else {
+                // SAFETY: inside the live mapping `w`.
+                unsafe { std::ptr::write_volatile((pw + off) as *mut u8, 1) };
+            }
+        }
+    });
+    assert!(got.len() >= 100, "{} samples", got.len());
+    for s in &got {
+        let want = if within(s, &r) {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        assert_eq!(s.access, want, "sample at {:#x}", s.addr);
+    }
+}
+
+static APP_HANDLER_CALLS: AtomicUsize = AtomicUsize::new(0);
+static APP_GUARD: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn app_handler(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SIGSEGV.
+    let info = unsafe { &*info };
+    // SAFETY: si_addr is the member the kernel fills for SIGSEGV.
+    let addr = unsafe { info.si_addr() } as usize;
+    let guard = APP_GUARD.load(Ordering::Acquire);
+    if addr >= guard && addr < guard + page_size() {
+        APP_HANDLER_CALLS.fetch_add(1, Ordering::AcqRel);
+        // The application's own recovery: make its guard page accessible.
+        // SAFETY: the guard page is the application's own mapping.
+        unsafe {
+            libc::mprotect(
+                guard as *mut libc::c_void,
+                page_size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+    }
+}
+
+#[test]
+fn the_programs_own_sigsegv_handler_still_works() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // The application installs its handler first, as applications do.
+    let guard = Mapping::new(1);
+    APP_GUARD.store(guard.ptr as usize, Ordering::Release);
+    // SAFETY: a zeroed sigaction is a valid value; we set the handler and SA_SIGINFO.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = app_handler as *const () as usize;
+    act.sa_flags = libc::SA_SIGINFO;
+    // SAFETY: a live sigaction value; installs the test's handler.
+    let installed = unsafe { libc::sigaction(libc::SIGSEGV, &act, std::ptr::null_mut()) };
+    assert_eq!(installed, 0);
+
+    let watched = Mapping::new(4);
+    watched.touch();
+    let mut sampler = ProtectSampler::start(&[range(&watched)], config(500)).unwrap();
+    for round in 1..=3 {
+        // SAFETY: the application's own guard page, made inaccessible on purpose.
+        unsafe { libc::mprotect(guard.ptr.cast(), page_size(), libc::PROT_NONE) };
+        // SAFETY: faults, and the application's handler makes the page accessible.
+        unsafe { std::ptr::write_volatile(guard.ptr, round as u8) };
+        // SAFETY: accessible again.
+        assert_eq!(unsafe { std::ptr::read_volatile(guard.ptr) }, round as u8);
+        assert_eq!(APP_HANDLER_CALLS.load(Ordering::Acquire), round);
+        // Meanwhile the watched memory is sampled as usual.
+        for i in 0..4 {
+            // SAFETY: inside the live watched mapping.
+            unsafe { std::ptr::write_volatile(watched.page(i), 2) };
+        }
+    }
+    Sampler::stop(&mut sampler);
+}
+
+/// The permissions `/proc/self/maps` shows for the mapping holding `addr`.
+fn perms_at(addr: usize) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (range, perms) = (f.next().unwrap(), f.next().unwrap());
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b) = (
+            usize::from_str_radix(a, 16).unwrap(),
+            usize::from_str_radix(b, 16).unwrap(),
+        );
+        if a <= addr && addr < b {
+            return perms.to_owned();
+        }
+    }
+    "unmapped".to_owned()
+}
+
+#[test]
+fn a_watched_range_unmapped_by_the_program_is_dropped_not_fatal() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let keep = Mapping::new(2);
+    keep.touch();
+    let doomed = Mapping::new(2);
+    doomed.touch();
+    let (at, len) = range(&doomed);
+    let check_each_round = ProtectConfig {
+        check_every: 1,
+        ..config(1000)
+    };
+    let mut sampler =
+        ProtectSampler::start(&[range(&keep), range(&doomed)], check_each_round).unwrap();
+    {
+        let _calm = pause(); // not in the middle of an armed round
+        std::mem::forget(doomed);
+        // The program unmaps the range and maps something read-only in its place.
+        // SAFETY: the range is ours (forgotten above); MAP_FIXED replaces it.
+        let p = unsafe {
+            libc::mmap(
+                at as *mut libc::c_void,
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        assert_eq!(p as usize, at);
+    }
+    let limit = Instant::now() + Duration::from_secs(20);
+    while sampler.protect_stats().dropped_ranges == 0 && Instant::now() < limit {
+        for i in 0..2 {
+            // SAFETY: inside the live mapping `keep`.
+            unsafe { std::ptr::read_volatile(keep.page(i)) };
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(sampler.protect_stats().dropped_ranges, 1);
+    // The remaining range still works, and the program's new mapping kept its rights.
+    // SAFETY: inside the live mapping `keep`.
+    unsafe { std::ptr::write_volatile(keep.page(0), 9) };
+    Sampler::stop(&mut sampler);
+    assert_eq!(perms_at(at), "r--p");
+    // SAFETY: the read-only mapping made above.
+    unsafe { libc::munmap(at as *mut libc::c_void, len) };
+}
+
+#[test]
+fn system_calls_inside_pause_never_see_efault() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let buf = Mapping::new(4);
+    buf.touch();
+    let mut sampler = ProtectSampler::start(&[range(&buf)], config(0)).unwrap();
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    use std::os::fd::AsRawFd;
+    for _ in 0..2000 {
+        let _calm = pause();
+        // SAFETY: reads 4 pages into the live mapping `buf`.
+        let n = unsafe { libc::read(zero.as_raw_fd(), buf.ptr.cast(), buf.len) };
+        assert_eq!(n, buf.len as isize, "{}", std::io::Error::last_os_error());
+    }
+    Sampler::stop(&mut sampler);
+}
+
+#[test]
+fn bad_ranges_and_a_second_sampler_are_refused() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let m = Mapping::new(2);
+    let e = ProtectSampler::start(&[(m.ptr as usize + 1, 4096)], config(10))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ProtectError::BadRange { .. }), "{e}");
+    let e = ProtectSampler::start(&[(m.ptr as usize, 0)], config(10))
+        .err()
+        .unwrap();
+    assert!(
+        e.to_string().contains("not a non-empty run of whole pages"),
+        "{e}"
+    );
+    let mut first = ProtectSampler::start(&[range(&m)], config(10)).unwrap();
+    let e = ProtectSampler::start(&[range(&m)], config(10))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ProtectError::AlreadyRunning), "{e}");
+    Sampler::stop(&mut first);
+    let mut again = ProtectSampler::start(&[range(&m)], config(10)).unwrap();
+    Sampler::stop(&mut again);
+}
