@@ -22,6 +22,7 @@ pub mod card;
 pub mod filter;
 pub mod granularity;
 pub mod home;
+pub mod live;
 pub mod perf_record;
 pub mod refine;
 pub mod replay;

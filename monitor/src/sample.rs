@@ -84,4 +84,13 @@ pub trait Sampler: Send {
     fn stats(&self) -> SamplerStats;
     /// Stops sampling; later `drain`s return what is left.
     fn stop(&mut self);
+    /// Watches these page-aligned `(start, len)` ranges from now on (a filter was
+    /// added). Samplers that see every address (hardware, replay) need not care.
+    ///
+    /// # Errors
+    /// A sentence saying why the ranges cannot be watched.
+    fn watch(&mut self, ranges: &[(usize, usize)]) -> Result<(), String> {
+        let _ = ranges;
+        Ok(())
+    }
 }

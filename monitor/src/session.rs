@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::card::{Card, CardError};
 use crate::filter::FilterSpec;
+use crate::granularity::Granularity;
 use crate::home::HomeCache;
+use crate::live::{self, LiveError, LiveWriter};
 use crate::report::Report;
 use crate::sample::{Sample, Sampler, SamplerStats};
 use crate::sampler::{ProtectConfig, ProtectError, ProtectSampler, pmu};
@@ -48,6 +50,9 @@ pub enum SessionError {
     /// The machine's topology could not be read.
     #[error("cannot read the machine's NUMA nodes: {0}")]
     Topology(String),
+    /// The live file could not be created.
+    #[error(transparent)]
+    Live(#[from] LiveError),
     /// The background thread could not start, or panicked.
     #[error("the session's worker thread failed: {0}")]
     Worker(String),
@@ -63,9 +68,18 @@ pub struct SessionBuilder {
     drain_every: Duration,
     home_refresh: Duration,
     nodes: Option<u32>,
+    live: Option<std::path::PathBuf>,
 }
 
 impl SessionBuilder {
+    /// Exports the counters live in a memory-mapped file in `dir` (see
+    /// [`crate::live`]; [`live::live_dir`] is the usual place), readable by `rset-top`
+    /// and reprogrammable through its control area.
+    pub fn live(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.live = Some(dir.into());
+        self
+    }
+
     /// Programs a filter (as many as the counter budget allows).
     pub fn filter(mut self, spec: FilterSpec) -> Self {
         self.filters.push(spec);
@@ -146,17 +160,23 @@ impl SessionBuilder {
                 self.protect,
             )?),
         };
+        let live = match &self.live {
+            Some(dir) => Some(LiveWriter::create(dir, &card)?),
+            None => None,
+        };
+        let live_path = live.as_ref().map(|l| l.path().to_owned());
         let card = Arc::new(Mutex::new(card));
         let stop = Arc::new(AtomicBool::new(false));
         let (card2, stop2) = (card.clone(), stop.clone());
         let (drain_every, refresh) = (self.drain_every, self.home_refresh);
         let worker = std::thread::Builder::new()
             .name("rset-mon-session".into())
-            .spawn(move || feed(sampler, &card2, &stop2, drain_every, refresh))
+            .spawn(move || feed(sampler, &card2, &stop2, drain_every, refresh, live))
             .map_err(|e| SessionError::Worker(e.to_string()))?;
         Ok(Session {
             card,
             stop,
+            live_path,
             worker: Some(worker),
             labels: self.labels,
             hardware,
@@ -203,12 +223,38 @@ struct Fed {
     unresolved: u64,
 }
 
+/// Applies a command from the live file's control area.
+fn apply(cmd: live::Command, card: &Mutex<Card>, sampler: &mut Box<dyn Sampler>) -> bool {
+    let mut card = card.lock().unwrap_or_else(|p| p.into_inner());
+    match cmd.cmd {
+        live::CMD_RESET => {
+            card.reset();
+            true
+        }
+        live::CMD_ADD_FILTER => {
+            let [start, size, gran] = cmd.args;
+            let Ok(g) = Granularity::new(gran) else {
+                return false;
+            };
+            if card.program(FilterSpec::new(start, size, g)).is_err() {
+                return false;
+            }
+            let specs: Vec<FilterSpec> = card.filters().map(|(_, f)| f.clone()).collect();
+            drop(card);
+            let _calm = crate::sampler::pause();
+            sampler.watch(&watch_ranges(&specs)).is_ok()
+        }
+        _ => false,
+    }
+}
+
 fn feed(
     mut sampler: Box<dyn Sampler>,
     card: &Mutex<Card>,
     stop: &AtomicBool,
     every: Duration,
     refresh: Duration,
+    mut live: Option<LiveWriter>,
 ) -> Fed {
     let mut homes = HomeCache::new(refresh);
     let mut buf: Vec<Sample> = Vec::new();
@@ -231,9 +277,21 @@ fn feed(
             }
         }
     };
+    let mut ticks = 0u32;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(every);
         drain(&mut sampler, &mut buf);
+        ticks += 1;
+        if let Some(l) = live.as_mut()
+            && ticks.is_multiple_of(10)
+        {
+            if let Some(cmd) = l.take_command() {
+                let ok = apply(cmd, card, &mut sampler);
+                l.finish_command(ok);
+            }
+            let stats = sampler.stats();
+            l.publish(&card.lock().unwrap_or_else(|p| p.into_inner()), &stats);
+        }
     }
     sampler.stop();
     drain(&mut sampler, &mut buf);
@@ -247,6 +305,7 @@ fn feed(
 pub struct Session {
     card: Arc<Mutex<Card>>,
     stop: Arc<AtomicBool>,
+    live_path: Option<std::path::PathBuf>,
     worker: Option<JoinHandle<Fed>>,
     labels: Vec<Label>,
     hardware: String,
@@ -285,6 +344,7 @@ impl Session {
             drain_every: Duration::from_millis(10),
             home_refresh: Duration::from_secs(1),
             nodes: None,
+            live: None,
         }
     }
 
@@ -294,6 +354,11 @@ impl Session {
         let file =
             SessionFile::from_card(&card, SamplerStats::default()).with_labels(self.labels.clone());
         Report::from_session(&file)
+    }
+
+    /// The live file, when exporting (see [`SessionBuilder::live`]).
+    pub fn live_path(&self) -> Option<&std::path::Path> {
+        self.live_path.as_deref()
     }
 
     /// One sentence on hardware memory sampling here.

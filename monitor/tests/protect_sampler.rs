@@ -305,3 +305,66 @@ fn bad_ranges_and_a_second_sampler_are_refused() {
     let mut again = ProtectSampler::start(&[range(&m)], config(10)).unwrap();
     Sampler::stop(&mut again);
 }
+
+#[test]
+fn a_live_session_publishes_counters_and_obeys_its_control_area() {
+    use monitor::live::{CMD_ADD_FILTER, Command, read_live, send_command};
+    use monitor::session::Session;
+    use monitor::{FilterSpec, Granularity};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (a, b) = (Mapping::new(4), Mapping::new(4));
+    a.touch();
+    b.touch();
+    let dir = std::env::temp_dir().join(format!("live-session-{}", std::process::id()));
+    let session = Session::builder()
+        .rate_hz(1000)
+        .live(&dir)
+        .filter(FilterSpec::new(a.ptr as u64, a.len as u64, Granularity::PAGE).name("a"))
+        .start()
+        .unwrap();
+    let path = session.live_path().unwrap().to_owned();
+    let stop = AtomicBool::new(false);
+    let (pa, pb, len) = (a.ptr as usize, b.ptr as usize, a.len);
+    let total = |f: &monitor::live::LiveFilter| -> u64 {
+        f.counts.iter().flatten().map(|c| c[2] + c[3]).sum()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(5);
+            while !stop.load(Ordering::Acquire) {
+                let r = rng.next_u64();
+                let base = if r.is_multiple_of(2) { pa } else { pb };
+                // SAFETY: inside one of the two live mappings.
+                unsafe { std::ptr::read_volatile((base + (r >> 8) as usize % len) as *const u8) };
+            }
+        });
+        let limit = Instant::now() + Duration::from_secs(30);
+        let mut snap = read_live(&path).unwrap();
+        while total(&snap.filters[0]) < 50 && Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(50));
+            snap = read_live(&path).unwrap();
+        }
+        assert!(total(&snap.filters[0]) >= 50, "{snap:?}");
+        assert_eq!(snap.filters.len(), 1);
+        // A viewer asks for b at line granularity.
+        send_command(
+            &path,
+            Command {
+                cmd: CMD_ADD_FILTER,
+                args: [pb as u64, len as u64, 64],
+            },
+        )
+        .unwrap();
+        while (snap.filters.len() < 2 || total(&snap.filters[1]) < 20) && Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(50));
+            snap = read_live(&path).unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        assert_eq!(snap.filters.len(), 2);
+        assert_eq!(snap.filters[1].granularity, 64);
+        assert!(total(&snap.filters[1]) >= 20, "{snap:?}");
+    });
+    let done = session.stop().unwrap();
+    assert!(!path.exists(), "the live file goes with the session");
+    assert_eq!(done.file.filters.len(), 2);
+}

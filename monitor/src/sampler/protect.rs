@@ -873,6 +873,10 @@ fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<ProtectStats>
 }
 
 impl Sampler for ProtectSampler {
+    fn watch(&mut self, ranges: &[(usize, usize)]) -> Result<(), String> {
+        self.rewatch(ranges).map_err(|e| e.to_string())
+    }
+
     fn drain(&mut self, into: &mut Vec<Sample>) {
         let sh = &SHARED;
         let head = sh.head.load(Ordering::Acquire);
