@@ -233,6 +233,16 @@ impl<'a> Intervals<'a> {
     }
 }
 
+/// The 95% sampling margin of a share `k / n` estimated from `n` samples, in
+/// percentage points: ` ±1.96·√(p(1−p)/n)` (empty when there is no sample).
+pub fn margin95(k: u64, n: u64) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let p = k as f64 / n as f64;
+    format!(" ±{:.1}", 196.0 * (p * (1.0 - p) / n as f64).sqrt())
+}
+
 fn hex_range(start: u64, end: u64) -> String {
     format!("{start:#x}..{end:#x}")
 }
@@ -426,11 +436,12 @@ impl Report {
         let t = &self.totals.all;
         let _ = writeln!(
             out,
-            "references: {} ({} local, {} remote, {} remote; {} reads, {} writes)",
+            "references: {} ({} local, {} remote, {} remote{}; {} reads, {} writes)",
             t.total(),
             t.local,
             t.remote,
             percent(t.remote, t.local + t.remote),
+            margin95(t.remote, t.local + t.remote),
             t.reads,
             t.writes
         );

@@ -200,7 +200,7 @@ fn text_table_is_exact() {
     let text = report.to_text(3);
     let want = "\
 2 nodes; sampler replay: 52 samples, 3 lost, rate 997 Hz; card: 52 matched, 0 unmatched, 0 with a bad node, 0 of unknown locality
-references: 52 (36 local, 16 remote, 30.8% remote; 41 reads, 11 writes)
+references: 52 (36 local, 16 remote, 30.8% remote ±12.5; 41 reads, 11 writes)
 
 DATA AREA   START       SIZE  NODE  LOCAL  REMOTE  READS  WRITES  REMOTE%
 everything  0x0         1TiB     0      1       0      1       0     0.0%
