@@ -104,6 +104,13 @@ impl SessionBuilder {
         self
     }
 
+    /// The largest share of the program's time sampling may cost (default 0.01; 0:
+    /// no limit, sample at `rate_hz` whatever it costs).
+    pub fn max_overhead(mut self, share: f64) -> Self {
+        self.protect.max_overhead = share;
+        self
+    }
+
     /// The software sampler's full configuration.
     pub fn protect(mut self, config: ProtectConfig) -> Self {
         self.protect = config;

@@ -96,7 +96,7 @@ fn remote_share_per_region_is_within_5_points_of_the_truth() {
     let truth: Vec<[AtomicU64; 2]> = (0..n)
         .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
         .collect();
-    let mut builder = Session::builder().rate_hz(3000);
+    let mut builder = Session::builder().rate_hz(3000).max_overhead(0.0);
     for (k, m) in regions.iter().enumerate() {
         builder = builder.filter(
             FilterSpec::new(m.ptr as u64, len as u64, Granularity::PAGE).name(format!("R{k}")),
@@ -218,6 +218,7 @@ fn refinement_finds_the_hottest_cache_lines_and_flags_shared_writes() {
         &count,
         Session::builder()
             .rate_hz(3000)
+            .max_overhead(0.0)
             .filter(FilterSpec::new(base as u64, heap.len as u64, Granularity::PAGE).name("heap"))
             .start()
             .unwrap(),
@@ -226,7 +227,7 @@ fn refinement_finds_the_hottest_cache_lines_and_flags_shared_writes() {
     let next = plan_next_round(&round1.report(), 5, Granularity::LINE);
     assert!(!next.is_empty(), "round 1 found no hot page");
     // Round 2: the five hottest pages at cache-line granularity.
-    let mut builder = Session::builder().rate_hz(3000);
+    let mut builder = Session::builder().rate_hz(3000).max_overhead(0.0);
     for f in next {
         builder = builder.filter(f);
     }

@@ -19,6 +19,7 @@ fn config(rate_hz: u64) -> ProtectConfig {
         window: Duration::from_millis(20),
         seed: 12345,
         check_every: 10,
+        max_overhead: 0.0,
     }
 }
 
