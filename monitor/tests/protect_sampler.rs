@@ -319,6 +319,7 @@ fn a_live_session_publishes_counters_and_obeys_its_control_area() {
     let dir = std::env::temp_dir().join(format!("live-session-{}", std::process::id()));
     let session = Session::builder()
         .rate_hz(1000)
+        .max_overhead(0.0)
         .live(&dir)
         .filter(FilterSpec::new(a.ptr as u64, a.len as u64, Granularity::PAGE).name("a"))
         .start()
