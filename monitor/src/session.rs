@@ -92,6 +92,14 @@ impl SessionBuilder {
         self
     }
 
+    /// Names data areas after every allocation the alloc-policies registry holds now
+    /// (regions and recorded heap blocks: their label, or the file:line that made
+    /// them), as the paper named Water-spatial's molecules from allocation records.
+    pub fn labels_from_registry(mut self) -> Self {
+        self.labels.extend(registry_labels());
+        self
+    }
+
     /// Total counters the card may allocate (the card's SRAM; default: the card's).
     pub fn budget(mut self, counters: u64) -> Self {
         self.budget = Some(counters);
@@ -190,6 +198,14 @@ impl SessionBuilder {
             started: Instant::now(),
         })
     }
+}
+
+/// The alloc-policies registry's live allocations as report labels.
+pub fn registry_labels() -> Vec<Label> {
+    alloc_policies::registry::snapshot()
+        .into_iter()
+        .map(|a| Label::new(a.addr as u64, a.len as u64, a.label.to_string()))
+        .collect()
 }
 
 /// Node count of the running machine (highest node id + 1).

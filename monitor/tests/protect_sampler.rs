@@ -370,3 +370,43 @@ fn a_live_session_publishes_counters_and_obeys_its_control_area() {
     assert!(!path.exists(), "the live file goes with the session");
     assert_eq!(done.file.filters.len(), 2);
 }
+
+#[test]
+fn data_areas_are_named_from_the_allocation_registry() {
+    use alloc_policies::{Policy, Region};
+    use monitor::session::Session;
+    use monitor::{FilterSpec, Granularity};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let psi: Region<u64> = Region::builder(4096)
+        .policy(Policy::Float)
+        .label("ocean.psi")
+        .build()
+        .unwrap();
+    let (start, len) = (psi.as_ptr() as usize, psi.len() * 8);
+    let session = Session::builder()
+        .rate_hz(1000)
+        .max_overhead(0.0)
+        .labels_from_registry()
+        .filter(FilterSpec::new(start as u64, len as u64, Granularity::PAGE))
+        .start()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut rng = Rng(3);
+            while !stop.load(Ordering::Acquire) {
+                let off = rng.next_u64() as usize % len;
+                // SAFETY: inside the live region.
+                unsafe { std::ptr::read_volatile((start + off) as *const u8) };
+            }
+        });
+        let limit = Instant::now() + Duration::from_secs(20);
+        while session.snapshot().card.matched < 20 && Instant::now() < limit {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Release);
+    });
+    let report = session.stop().unwrap().report();
+    assert_eq!(report.regions[0].name, "ocean.psi", "{report:?}");
+    assert!(report.to_text(5).contains("ocean.psi"));
+}
