@@ -155,7 +155,14 @@ pub fn guest_assets(xtask_dir: &Path) -> anyhow::Result<GuestAssets> {
     let kernel = match std::env::var_os("RSET_VM_KERNEL") {
         Some(p) => existing(PathBuf::from(p), "RSET_VM_KERNEL")?,
         None => cached(&dir, "vmlinuz", || {
-            let package = kernel_package()?;
+            // A fresh machine may have no package lists yet.
+            let package = match kernel_package() {
+                Err(_) if is_root() => {
+                    run_quiet(Command::new("apt-get").arg("update"), "apt-get update")?;
+                    kernel_package()?
+                }
+                other => other?,
+            };
             Ok((package, "boot/vmlinuz-".to_owned()))
         })?,
     };

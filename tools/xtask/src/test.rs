@@ -233,6 +233,43 @@ fn runner_script(tests: &[(String, std::path::PathBuf)]) -> String {
     s
 }
 
+/// The harness itself: a guest command's exit status comes back, and a command
+/// that is not in the guest is reported as such (127). Two tests.
+fn self_check(assets: &setup::GuestAssets, bins: &[std::path::PathBuf], verbose: bool) -> Tally {
+    let mut tally = Tally::default();
+    let cases: [(&[&str], Status); 2] = [
+        (&["sh", "-c", "exit 7"], Status::Exited(7)),
+        (
+            &["no-such-command-here"],
+            Status::NotFound(
+                "`no-such-command-here` was not found in the guest (not a workspace binary, \
+                 a busybox applet or a --copy'd file)"
+                    .into(),
+            ),
+        ),
+    ];
+    for (command, want) in cases {
+        let run = GuestRun {
+            topology: VmTopology::new(2, 1, 256, 0),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            path_dirs: cargo::bin_dirs(bins),
+            numa_balancing: false,
+            timeout: Duration::from_secs(300),
+            verbose,
+            echo: false,
+        };
+        match guest::boot(assets, Initramfs::new(), &run) {
+            Ok(o) if o.status == want => tally.passed += 1,
+            Ok(o) => tally
+                .problems
+                .push(format!("{command:?}: got {:?}, want {want:?}", o.status)),
+            Err(e) => tally.problems.push(format!("{command:?}: {e:#}")),
+        }
+    }
+    tally
+}
+
 fn guest_steps(meta: &Metadata, verbose: bool, steps: &mut Vec<Step>) -> anyhow::Result<()> {
     eprintln!("xtask test: building release binaries and guest tests");
     let built = Instant::now();
@@ -256,6 +293,11 @@ fn guest_steps(meta: &Metadata, verbose: bool, steps: &mut Vec<Step>) -> anyhow:
         }
     };
     let assets = setup::guest_assets(&meta.xtask_dir())?;
+    steps.push(timed(
+        "harness self-check (exit status, missing command)",
+        true,
+        || self_check(&assets, &bins, verbose),
+    ));
     for machine in guest_machines() {
         let name = format!("guest {}", machine.describe());
         let step = timed(&name, true, || {
