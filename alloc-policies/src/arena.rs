@@ -9,9 +9,9 @@
 //! # Per-node arenas
 //! The first small allocation for node `n` (under a spin lock, rare) maps an
 //! anonymous `MAP_NORESERVE` range, `mbind`s it `MPOL_BIND {n}` *before anything
-//! touches it* (so each page lands on `n` whichever thread faults it in), and hands
-//! it to mimalloc as an exclusive arena; a mimalloc heap made for that arena then
-//! serves every small block for `n`. The range is sized from the node's memory
+//! can touch it* (so each page lands on `n` whichever thread faults it in), and
+//! hands it to mimalloc as an exclusive arena; a mimalloc heap made for that arena
+//! then serves every small block for `n`. The range is sized from the node's memory
 //! (`MemTotal`), at least 64 MiB and at most 16 GiB (one mimalloc arena): only
 //! blocks under [`LARGE_THRESHOLD`] live there. mimalloc v3 gives each thread its
 //! own cache (`theap`) of each heap it uses, so the thread-cache fast path is one
@@ -22,7 +22,21 @@
 //! exclusive mimalloc arena cannot serve) are mapped directly and `mbind`-ed with the
 //! policy's exact layout, page by page: one node, a node set, interleave (one VMA,
 //! its start chosen so that page `p` is on the `p mod N`-th node), or stripes of `k`
-//! pages (one `mbind` per stripe).
+//! pages (one `mbind` per stripe). Float blocks get no policy and keep to base
+//! pages.
+//!
+//! # Placed before anyone can touch them
+//! Every range (arena or large block) is mapped inaccessible (`PROT_NONE`), given
+//! its policy and huge-page advice, and only then opened (`mprotect`): see
+//! [`FreshMap`]. Mapped read-write at once, a range without a policy yet may be
+//! merged by the kernel into an adjacent anonymous mapping (another thread's
+//! stack, mimalloc's memory, a Float block), and a fault there can bring in a
+//! transparent huge page that covers the range's first or last pages up to the
+//! next 2 MiB boundary, on the faulting thread's node, where `mbind` leaves them.
+//! Once open, a range merges only with neighbours of the same policy and advice,
+//! so every huge page that covers it follows its own policy; Float blocks, which
+//! have no policy to tell them from their neighbours, are advised
+//! `MADV_NOHUGEPAGE` so that no neighbour's huge page can ever cover them.
 
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -476,9 +490,18 @@ pub(crate) fn placement_enforced() -> bool {
 /// `mbind(at, len, mode, nodes)`, which "succeeds" without a policy where the
 /// kernel refuses memory policies altogether (see [`placement_enforced`]).
 fn mbind(at: *const u8, len: usize, mode: Mode, nodes: &[u32]) -> Result<(), ()> {
-    match mempolicy::mbind(at, len, mode, nodes, MbindFlags::default()) {
+    enforced(
+        mempolicy::mbind(at, len, mode, nodes, MbindFlags::default())
+            .map_err(|e| e.raw_os_error().unwrap_or(0)),
+    )
+}
+
+/// The outcome of an `mbind`: an error, except where the kernel refuses memory
+/// policies altogether (see [`placement_enforced`]).
+fn enforced(result: Result<(), i32>) -> Result<(), ()> {
+    match result {
         Ok(()) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+        Err(libc::ENOSYS | libc::EPERM) => {
             UNENFORCED.store(true, Ordering::Relaxed);
             Ok(())
         }
@@ -668,7 +691,18 @@ pub(crate) fn map_large(
     }
     let map = FreshMap::new(len, align_pages).ok_or(oom)?;
     apply(placement, map.start(), len, page).map_err(|()| oom)?;
-    Ok(map.into_raw())
+    map.into_raw().ok_or(oom)
+}
+
+/// Truth that the large block at `ptr` may grow by `mremap`, which gives the grown
+/// tail the policy of the block's mapping: right for every layout made of one
+/// mapping (one node, a node set, an interleave, whose phase moves with the
+/// mapping, Float), wrong for stripes, whose tail must go on striping. A striped
+/// block of several stripes spans several mappings, which `mremap` refuses anyway;
+/// one no longer than its stride is a single mapping bound to its first node, told
+/// from a one-node block by the mark [`apply`] gives every stripe.
+pub(crate) fn may_grow_by_remap(ptr: *const u8) -> bool {
+    !placement_enforced() || arena_sys::is_marked_bind(ptr) == Ok(false)
 }
 
 /// Maps `len` bytes under one `MPOL_INTERLEAVE` over `mask`, starting where the
@@ -696,14 +730,19 @@ fn map_interleaved(
         .checked_mul(page)
         .and_then(|s| s.checked_add(len))
         .ok_or(oom)?;
-    let map = FreshMap::new(total, align_pages).ok_or(oom)?;
+    let mut map = FreshMap::new(total, align_pages).ok_or(oom)?;
     apply(Placement::Interleave(mask), map.start(), total, page).map_err(|()| oom)?;
+    if !map.open() {
+        return Err(oom);
+    }
     let Some(first) = map.probe_node(0) else {
         return if placement_enforced() {
             Err(oom)
         } else {
             // No memory policies on this system: nothing to put in phase.
-            Ok(map.keep(spare * page, len).ok_or(oom)?.into_raw())
+            map.keep(spare * page, len)
+                .and_then(FreshMap::into_raw)
+                .ok_or(oom)
         };
     };
     let phase = mask
@@ -715,7 +754,10 @@ fn map_interleaved(
         .map(|i| i * align_pages)
         .find(|&s| (phase + s) % n == 0)
     {
-        Some(s) => Ok(map.keep(s * page, len).ok_or(oom)?.into_raw()),
+        Some(s) => map
+            .keep(s * page, len)
+            .and_then(FreshMap::into_raw)
+            .ok_or(oom),
         None => {
             drop(map);
             map_large(
@@ -730,13 +772,19 @@ fn map_interleaved(
     }
 }
 
-/// Sets the memory policy of the fresh range `[start, start + len)`.
+/// Sets the memory policy and huge-page advice of the fresh range
+/// `[start, start + len)`, before it is opened. Stripes are bound with
+/// [`arena_sys::bind_marked`], so that [`may_grow_by_remap`] can tell a striped
+/// block from a one-node one.
 fn apply(placement: Placement, start: NonNull<u8>, len: usize, page: usize) -> Result<(), ()> {
     let mut buf = [0u32; MAX_NODES];
     let bind = mbind;
     let p = start.as_ptr().cast_const();
     match placement {
-        Placement::FirstTouch => Ok(()),
+        Placement::FirstTouch => {
+            arena_sys::no_huge_pages(p, len);
+            Ok(())
+        }
         Placement::Node(n) => bind(p, len, Mode::Bind, &[n.into()]),
         Placement::Bind(mask) => bind(p, len, Mode::Bind, mask.raw(&mut buf)),
         Placement::Interleave(mask) => {
@@ -749,12 +797,11 @@ fn apply(placement: Placement, start: NonNull<u8>, len: usize, page: usize) -> R
             let count = nodes.count();
             for (i, off) in (0..len).step_by(run).enumerate() {
                 let node = nodes.nth(i % count);
-                bind(
+                enforced(arena_sys::bind_marked(
                     p.wrapping_add(off),
                     run.min(len - off),
-                    Mode::Bind,
-                    &[node.into()],
-                )?;
+                    node,
+                ))?;
             }
             Ok(())
         }

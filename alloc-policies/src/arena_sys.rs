@@ -15,7 +15,7 @@
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
-use std::ffi::{CStr, c_void};
+use std::ffi::{CStr, c_int, c_ulong, c_void};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
@@ -132,9 +132,10 @@ pub(crate) fn current_cpu() -> u32 {
     u32::try_from(cpu).unwrap_or(u32::MAX)
 }
 
-/// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE)`:
-/// fresh zeroed memory that no page backs until it is touched. `None` on failure.
-pub(crate) fn map_anon(len: usize) -> Option<NonNull<u8>> {
+/// `mmap(NULL, len, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE)`: fresh
+/// address space that no page backs and that nothing can touch yet (see
+/// [`FreshMap`]). `None` on failure.
+fn reserve_anon(len: usize) -> Option<NonNull<u8>> {
     if len == 0 {
         return None;
     }
@@ -144,7 +145,7 @@ pub(crate) fn map_anon(len: usize) -> Option<NonNull<u8>> {
         libc::mmap(
             ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
+            libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
@@ -159,21 +160,36 @@ pub(crate) fn map_anon(len: usize) -> Option<NonNull<u8>> {
 
 /// A fresh anonymous mapping owned by this value: unmapped on drop unless
 /// [`FreshMap::into_raw`] hands it over.
+///
+/// It is made inaccessible (`PROT_NONE`) and stays so until [`FreshMap::open`],
+/// which the caller does only once the range's memory policy and huge-page advice
+/// are set. A fresh read-write mapping without a policy would be merged by the
+/// kernel into an adjacent anonymous mapping of the same flags and no policy (a
+/// thread's stack, mimalloc's own memory, a Float block, another thread's fresh
+/// range), and until the `mbind` splits it off again, a fault in that neighbour
+/// can bring in a transparent huge page for the 2 MiB-aligned block that straddles
+/// the boundary: our first or last pages, placed by the faulting thread's policy,
+/// and left there by `mbind` (which does not move present pages). khugepaged can
+/// do the same. An inaccessible mapping merges only with other inaccessible ones,
+/// where nothing can be faulted in; once open, it merges only with neighbours of
+/// the same policy and advice, whose huge pages follow that same policy.
 #[derive(Debug)]
 pub(crate) struct FreshMap {
     start: NonNull<u8>,
     len: usize,
+    /// Readable and writable ([`FreshMap::open`] succeeded).
+    open: bool,
 }
 
 impl FreshMap {
-    /// Maps `len` bytes (a multiple of the page size) starting on a multiple of
-    /// `align_pages` pages: over-maps by `align_pages - 1` pages and unmaps the
-    /// unused head and tail. `None` if the kernel refuses.
+    /// Reserves `len` bytes (a multiple of the page size), inaccessible, starting
+    /// on a multiple of `align_pages` pages: over-maps by `align_pages - 1` pages
+    /// and unmaps the unused head and tail. `None` if the kernel refuses.
     pub(crate) fn new(len: usize, align_pages: usize) -> Option<FreshMap> {
         let page = page_size();
         let slack = align_pages.checked_sub(1)?.checked_mul(page)?;
         let total = len.checked_add(slack)?;
-        let raw = map_anon(total)?;
+        let raw = reserve_anon(total)?;
         let pfn = raw.as_ptr() as usize / page;
         let skip = (align_pages - pfn % align_pages) % align_pages * page;
         let start = raw.as_ptr().wrapping_add(skip);
@@ -182,7 +198,11 @@ impl FreshMap {
         unsafe { unmap(raw.as_ptr(), skip) };
         // SAFETY: so is the tail `[start + len, raw + total)`.
         unsafe { unmap(start.wrapping_add(len), total - skip - len) };
-        NonNull::new(start).map(|start| FreshMap { start, len })
+        NonNull::new(start).map(|start| FreshMap {
+            start,
+            len,
+            open: false,
+        })
     }
 
     /// The first byte.
@@ -190,13 +210,37 @@ impl FreshMap {
         self.start
     }
 
-    /// Writes a byte to page `index`, which faults it in under the range's memory
-    /// policy, and returns the node the kernel put it on. The page is no longer
-    /// fresh (zero) afterwards: [`FreshMap::keep`] only a range without it.
+    /// Makes the whole range readable and writable: call it once its memory policy
+    /// (and huge-page advice) is in place. False if the kernel refuses (the range
+    /// then stays inaccessible).
+    pub(crate) fn open(&mut self) -> bool {
+        if !self.open {
+            // SAFETY: the range is this live mapping, which is ours and holds
+            // nothing yet; mprotect changes only its access rights.
+            let ret = unsafe {
+                libc::mprotect(
+                    self.start.as_ptr().cast(),
+                    self.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            self.open = ret == 0;
+        }
+        self.open
+    }
+
+    /// Writes a byte to page `index` of the open range, which faults it in under
+    /// the range's memory policy, and returns the node the kernel put it on. The
+    /// page is no longer fresh (zero) afterwards: [`FreshMap::keep`] only a range
+    /// without it. `None` before [`FreshMap::open`].
     pub(crate) fn probe_node(&self, index: usize) -> Option<u32> {
         let off = index.checked_mul(page_size()).filter(|&o| o < self.len)?;
+        if !self.open {
+            return None;
+        }
         let p = self.start.as_ptr().wrapping_add(off);
-        // SAFETY: `p` lies inside this live read-write mapping, which is ours.
+        // SAFETY: `p` lies inside this live mapping, which is ours and open
+        // (read-write).
         unsafe { p.write_volatile(1) };
         rset::sys::mempolicy::node_of_address(p).ok()
     }
@@ -209,21 +253,26 @@ impl FreshMap {
         if end > self.len || !head.is_multiple_of(page) || !len.is_multiple_of(page) || len == 0 {
             return None;
         }
-        let (start, total) = (self.start.as_ptr(), self.len);
+        let (start, total, open) = (self.start.as_ptr(), self.len, self.open);
         std::mem::forget(self);
         // SAFETY: the head and the tail are page-aligned parts of this mapping,
         // which is ours and which nothing else uses.
         unsafe { unmap(start, head) };
         // SAFETY: as above.
         unsafe { unmap(start.wrapping_add(end), total - end) };
-        NonNull::new(start.wrapping_add(head)).map(|start| FreshMap { start, len })
+        NonNull::new(start.wrapping_add(head)).map(|start| FreshMap { start, len, open })
     }
 
-    /// Gives the mapping up to the caller, who now owns `[start, start + len)`.
-    pub(crate) fn into_raw(self) -> NonNull<u8> {
+    /// Opens the range (if not yet: [`FreshMap::open`]) and gives it up to the
+    /// caller, who now owns `[start, start + len)`, readable and writable. `None`
+    /// (and the range unmapped) if it cannot be opened.
+    pub(crate) fn into_raw(mut self) -> Option<NonNull<u8>> {
+        if !self.open() {
+            return None;
+        }
         let start = self.start;
         std::mem::forget(self);
-        start
+        Some(start)
     }
 }
 
@@ -235,10 +284,10 @@ impl Drop for FreshMap {
 }
 
 /// Makes an exclusive mimalloc arena of `len` bytes (a multiple of 32 MiB) and a
-/// heap for it: maps the range aligned for mimalloc, lets `place` set its memory
-/// policy before anything touches it (returning false aborts), then hands it to
-/// mimalloc for good. `None` if any step fails (the range is then unmapped, unless
-/// mimalloc already owns it).
+/// heap for it: reserves the range aligned for mimalloc, lets `place` set its
+/// memory policy while nothing can touch it (returning false aborts), opens it and
+/// hands it to mimalloc for good. `None` if any step fails (the range is then
+/// unmapped, unless mimalloc already owns it).
 pub(crate) fn new_arena_heap(
     len: usize,
     place: impl FnOnce(NonNull<u8>, usize) -> bool,
@@ -247,7 +296,7 @@ pub(crate) fn new_arena_heap(
     if !place(map.start(), len) {
         return None;
     }
-    let start = map.into_raw();
+    let start = map.into_raw()?;
     // SAFETY: `[start, start + len)` is the fresh, zero, read-write mapping made
     // above, aligned to MI_ARENA_ALIGN; after success we never touch, unmap or
     // reuse it again.
@@ -265,7 +314,7 @@ pub(crate) fn new_arena_heap(
 ///
 /// # Safety
 /// `[ptr, ptr + len)` must be page aligned, lie in mappings this crate made with
-/// [`map_anon`] (or [`remap`]), and nothing may use that memory afterwards.
+/// [`FreshMap`] (or [`remap`]), and nothing may use that memory afterwards.
 pub(crate) unsafe fn unmap(ptr: *mut u8, len: usize) {
     if len == 0 {
         return;
@@ -294,12 +343,80 @@ pub(crate) unsafe fn remap(ptr: *mut u8, old_len: usize, new_len: usize) -> Opti
 }
 
 /// `madvise(ptr, len, MADV_NOHUGEPAGE)`: keep the range in base pages, so that a
-/// page-granular placement (stripes, interleave) is not undone by a 2 MiB THP.
-/// Advice only: it changes neither contents nor placement of present pages.
+/// page-granular placement (stripes, interleave) is not undone by a 2 MiB THP, and
+/// so that a range without a policy (Float) never shares a huge page with a
+/// neighbour it was merged with. Advice only: it changes neither contents nor
+/// placement of present pages. Ignored where the kernel has no THP.
 pub(crate) fn no_huge_pages(ptr: *const u8, len: usize) {
     // SAFETY: MADV_NOHUGEPAGE only sets a VMA flag; the kernel validates the range
     // and never reads or writes through it.
     unsafe { libc::madvise(ptr.cast_mut().cast(), len, libc::MADV_NOHUGEPAGE) };
+}
+
+/// `MPOL_BIND` (`<linux/mempolicy.h>`).
+const MPOL_BIND: c_int = 2;
+/// `MPOL_F_STATIC_NODES`: a mode flag that keeps the node set as given when the
+/// task's cpuset changes. For a range we bind once, to one node we serve, it
+/// places pages exactly as a plain `MPOL_BIND`; we use it as a mark that the
+/// kernel keeps with the range and reports back (see [`bind_marked`]).
+const MPOL_F_STATIC_NODES: c_int = 1 << 15;
+/// `MPOL_F_ADDR` for `get_mempolicy`: the policy of the mapping at an address.
+const MPOL_F_ADDR: c_ulong = 2;
+
+/// The `errno` of the last failed call.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `mbind(ptr, len, MPOL_BIND | MPOL_F_STATIC_NODES, {node}, 0)`: binds the range
+/// to `node` (below 64) like a plain `MPOL_BIND`, and marks it so that
+/// [`is_marked_bind`] can tell it from one. `Err(errno)` if the kernel refuses.
+pub(crate) fn bind_marked(ptr: *const u8, len: usize, node: u8) -> Result<(), i32> {
+    const BITS: usize = c_ulong::BITS as usize;
+    if node >= 64 {
+        return Err(libc::EINVAL);
+    }
+    let mut mask = [0 as c_ulong; 64 / BITS];
+    mask[node as usize / BITS] = 1 << (node as usize % BITS);
+    // SAFETY: `mask` is live and holds 64 bits, which is maxnode - 1, so the kernel
+    // reads only inside it; mbind only changes the policy of `[ptr, ptr + len)`,
+    // which it validates, and never reads or writes through it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            ptr.cast_mut().cast::<c_void>(),
+            len as c_ulong,
+            (MPOL_BIND | MPOL_F_STATIC_NODES) as c_ulong,
+            mask.as_ptr(),
+            65 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Truth that the mapping holding `ptr` has a policy set by [`bind_marked`]
+/// (`get_mempolicy(&mode, NULL, 0, ptr, MPOL_F_ADDR)`). `Err(errno)` if the kernel
+/// refuses (`EFAULT` where nothing is mapped).
+pub(crate) fn is_marked_bind(ptr: *const u8) -> Result<bool, i32> {
+    let mut mode: c_int = 0;
+    // SAFETY: `mode` is a live c_int the kernel writes; no mask is passed (NULL,
+    // maxnode 0); the kernel only looks up the mapping at `ptr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode as *mut c_int,
+            ptr::null_mut::<c_ulong>(),
+            0 as c_ulong,
+            ptr.cast_mut().cast::<c_void>(),
+            MPOL_F_ADDR,
+        )
+    };
+    if ret == 0 {
+        Ok(mode & 0xff == MPOL_BIND && mode & MPOL_F_STATIC_NODES != 0)
+    } else {
+        Err(errno())
+    }
 }
 
 /// Reads the file at `path` into `buf` with raw `open`/`read` (no allocation).

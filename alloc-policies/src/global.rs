@@ -25,11 +25,14 @@
 //! | `Bind(set)` | arena of the set's node nearest the caller | mapped, `MPOL_BIND` the set (the kernel takes the nearest node with free memory) |
 //! | `Interleave(set)` | arenas of the set's nodes, one block each in turn | page `p` on the `p mod N`-th node |
 //! | `Striped { k }` | arenas of all memory nodes in turn | page `p` on node `(p / k) mod N` |
-//! | `Float` | mimalloc's default heap (first touch) | mapped, no policy (first touch) |
+//! | `Float` | mimalloc's default heap (first touch) | mapped, no policy (first touch), base pages |
 //!
 //! A small block is never split across nodes. Large blocks are mapped directly so
 //! that the policy's page layout applies to them exactly, and go back to the kernel
-//! when freed. Blocks aligned beyond 64 KiB are mapped directly too.
+//! when freed. Blocks aligned beyond 64 KiB are mapped directly too. A mapping gets
+//! its policy before it can be touched at all, so not one of its pages can come
+//! from elsewhere (say, a transparent huge page faulted in next door); a Float
+//! block, which has no policy, is kept to base pages for the same reason.
 //!
 //! A policy that cannot be served (Remote on a one-node machine, a node without
 //! memory, an empty set) makes the allocation fail: the global allocator returns
@@ -57,7 +60,8 @@
 //! # Resizing
 //! `realloc` keeps a block where it is when it can resize it in place (a small
 //! block within its size class; a large block by `mremap`, which keeps its pages
-//! and its memory policy, the grown tail included); when the block must move, the
+//! and its memory policy, the grown tail included, except that a striped block is
+//! never grown so: its tail must go on striping); when the block must move, the
 //! new one follows the calling thread's current policy.
 //!
 //! # Threads
@@ -425,11 +429,14 @@ unsafe fn resize_block(
         if old_len == new_len {
             return NonNull::new(ptr).ok_or(oom);
         }
-        // SAFETY: the block is the whole mapping `[ptr, ptr + old_len)` (contract);
-        // on success we return the new address and never use the old one.
-        if let Some(q) = unsafe { arena_sys::remap(ptr, old_len, new_len) } {
-            large_unmapped_hook(ptr, Some((q, new_size)));
-            return Ok(q);
+        if new_len < old_len || arena::may_grow_by_remap(ptr) {
+            // SAFETY: the block is the whole mapping `[ptr, ptr + old_len)`
+            // (contract); on success we return the new address and never use the
+            // old one.
+            if let Some(q) = unsafe { arena_sys::remap(ptr, old_len, new_len) } {
+                large_unmapped_hook(ptr, Some((q, new_size)));
+                return Ok(q);
+            }
         }
     }
     let new_layout = Layout::from_size_align(new_size, align).map_err(|_| oom)?;

@@ -10,9 +10,14 @@
 //!   small blocks whole on one node of the set), Float.
 //! - allocator-api2 collections placed by a `PolicyAlloc` handle, grown through
 //!   the large-block threshold.
+//! - Large blocks stay exact while other threads map memory next to them and fault
+//!   transparent huge pages in; striped and interleaved blocks keep their layout
+//!   when they grow.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
+use alloc_policies::sys::mman::Mapping;
 use alloc_policies::{LARGE_THRESHOLD, NumaAlloc, NumaAllocError, Policy, Stride, with_policy};
 use numa_tests::{GuestSpec, page_size};
 use rset::bind::bind_current_thread;
@@ -417,5 +422,129 @@ fn bad_policies_get_typed_errors_in_the_guest_too() {
             unsafe { A.alloc(layout) }
         });
         assert!(p.is_null());
+    });
+}
+
+#[test]
+fn large_blocks_stay_exact_while_neighbours_fault_huge_pages() {
+    let topo = machine();
+    let all = topo.global_rset();
+    let nodes = cpu_nodes(&topo);
+    let stop = AtomicBool::new(false);
+    let results = std::thread::scope(|s| {
+        // On every CPU node, a thread that keeps mapping plain anonymous memory
+        // (read-write, no policy, no advice: as a library that bypasses the
+        // allocator, or a thread stack) and writing it page by page. The kernel puts
+        // such mappings right next to the allocator's and may merge them with a
+        // neighbour that has no policy; a write there faults in a 2 MiB huge page on
+        // this thread's node, which covers whatever else lies in that 2 MiB.
+        for &m in &nodes {
+            let (topo, stop) = (&topo, &stop);
+            s.spawn(move || {
+                bind_current_thread(&topo.rset_of_node(m).unwrap()).unwrap();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let len = (3 * MIB + (i % 7 + 1) * page_size()).next_multiple_of(page_size());
+                    let mut map = Mapping::anonymous(len, 1).expect("foreign mapping");
+                    map.touch(0, len).unwrap();
+                    i += 1;
+                }
+            });
+        }
+        let checkers: Vec<_> = nodes
+            .iter()
+            .map(|&n| {
+                let (topo, all) = (&topo, &all);
+                s.spawn(move || {
+                    bind_current_thread(&topo.rset_of_node(n).unwrap()).unwrap();
+                    let remote = match Policy::Remote.resolve(all, n).unwrap() {
+                        alloc_policies::Layout::Node(r) => r,
+                        other => panic!("Remote resolved to {other:?}"),
+                    };
+                    for round in 0..30 {
+                        let size = [3 * MIB + 100, LARGE_THRESHOLD + 3 * 4096, 4 * MIB][round % 3];
+                        let local = vec![1u8; size];
+                        let far = with_policy(Policy::Remote, || vec![2u8; size]);
+                        let float = with_policy(Policy::Float, || vec![3u8; size]);
+                        assert_on(
+                            &format!("round {round}: Local on node {n}"),
+                            local.as_ptr(),
+                            size,
+                            n,
+                        );
+                        assert_on(
+                            &format!("round {round}: Remote from node {n}"),
+                            far.as_ptr(),
+                            size,
+                            remote,
+                        );
+                        // The thread's own MPOL_BIND {n} places Float pages.
+                        assert_on(
+                            &format!("round {round}: Float on node {n}"),
+                            float.as_ptr(),
+                            size,
+                            n,
+                        );
+                    }
+                })
+            })
+            .collect();
+        let results: Vec<_> = checkers.into_iter().map(|c| c.join()).collect();
+        stop.store(true, Ordering::Relaxed);
+        results
+    });
+    for r in results {
+        if let Err(panic) = r {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+#[test]
+fn striped_and_interleaved_blocks_keep_their_layout_when_they_grow() {
+    let topo = machine();
+    let all = topo.global_rset();
+    let n0 = cpu_nodes(&topo)[0];
+    let pages_per_mib = MIB / page_size();
+    on_node(&topo, n0, || {
+        // A striped block no longer than its stride is one stripe, all on the first
+        // node; grown past the stride, its new pages must go on striping.
+        for (policy, first) in [
+            (
+                Policy::Striped {
+                    stride_pages: Stride::new(2 * pages_per_mib).unwrap(),
+                },
+                LARGE_THRESHOLD,
+            ),
+            (
+                Policy::Striped {
+                    stride_pages: Stride::new(3).unwrap(),
+                },
+                LARGE_THRESHOLD,
+            ),
+            (
+                Policy::Interleave(memory_nodes(&topo).into_iter().collect()),
+                LARGE_THRESHOLD + 4096,
+            ),
+        ] {
+            let layout = policy.resolve(&all, n0).unwrap();
+            with_policy(policy.clone(), || {
+                let mut v = vec![7u8; first];
+                for target in [3 * MIB + 100, 6 * MIB + 5 * 4096] {
+                    v.resize(target, 8);
+                    let got =
+                        page_nodes(&format!("{policy} grown to {target}"), v.as_ptr(), v.len());
+                    for (p, &node) in got.iter().enumerate() {
+                        assert_eq!(
+                            NodeId(node),
+                            layout.node_of_page(p).unwrap(),
+                            "{policy} grown from {first} to {target} bytes: page {p} of {}",
+                            got.len()
+                        );
+                    }
+                }
+                assert!(v[..first].iter().all(|&b| b == 7) && v[first..].iter().all(|&b| b == 8));
+            });
+        }
     });
 }
