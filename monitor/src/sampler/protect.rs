@@ -257,7 +257,11 @@ extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_vo
     let me = sys::gettid();
     let page = addr & !(page_size_cached() - 1);
     while !genuine {
-        match sh.state.load(Ordering::Acquire) {
+        // The generation is read *before* the state: a round armed after we saw IDLE
+        // then has a larger generation than the one we note, so its fault at the same
+        // address is not mistaken for a repeated, genuine one.
+        let gen_seen = sh.generation.load(Ordering::SeqCst);
+        match sh.state.load(Ordering::SeqCst) {
             ARMED => {
                 if sh
                     .state
@@ -313,13 +317,12 @@ extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_vo
                 // Disarmed already (we lost the race, or the fault is late): retry the
                 // access. The same address faulting twice in one generation while idle
                 // is not ours to handle.
-                let gen_now = sh.generation.load(Ordering::Acquire);
                 let last = LAST_IDLE_FAULT.with(|c| c.get());
-                if last == (addr, gen_now) {
+                if last == (addr, gen_seen) {
                     LAST_IDLE_FAULT.with(|c| c.set((0, u64::MAX)));
                     genuine = true;
                 } else {
-                    LAST_IDLE_FAULT.with(|c| c.set((addr, gen_now)));
+                    LAST_IDLE_FAULT.with(|c| c.set((addr, gen_seen)));
                     break;
                 }
             }
@@ -840,7 +843,7 @@ fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<ProtectStats>
             sh.state.store(IDLE, Ordering::SeqCst);
             continue;
         }
-        sh.generation.fetch_add(1, Ordering::AcqRel);
+        sh.generation.fetch_add(1, Ordering::SeqCst);
         let armed_at = Instant::now();
         let round = {
             let mut st = stats.lock().unwrap_or_else(|p| p.into_inner());
