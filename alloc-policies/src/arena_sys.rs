@@ -667,3 +667,32 @@ impl CpuHeapCache {
         }
     }
 }
+
+/// `mi_is_in_heap_region(p)`: truth that `p` lies in memory mimalloc manages (a
+/// small block of any heap), as opposed to a large block mapped directly.
+#[inline]
+pub(crate) fn is_mimalloc(p: *const u8) -> bool {
+    // SAFETY: the call only compares `p` with mimalloc's own maps; it never
+    // dereferences it.
+    unsafe { mi::mi_is_in_heap_region(p.cast()) }
+}
+
+/// `mi_usable_size(p)`: the bytes a mimalloc block really has.
+///
+/// # Safety
+/// `p` must be a live mimalloc block.
+#[inline]
+pub(crate) unsafe fn usable_size(p: *const u8) -> usize {
+    // SAFETY: function contract.
+    unsafe { mi::mi_usable_size(p.cast()) }
+}
+
+/// A fresh zeroed read-write anonymous mapping of `len` bytes, pages committed
+/// lazily (`MAP_NORESERVE`); `None` if the kernel refuses. Never freed.
+pub(crate) fn map_table(len: usize) -> Option<NonNull<u8>> {
+    let mut map = FreshMap::new(len.next_multiple_of(page_size()), 1)?;
+    if !map.open() {
+        return None;
+    }
+    map.into_raw()
+}

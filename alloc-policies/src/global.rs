@@ -127,6 +127,28 @@ pub fn with_policy<R>(policy: Policy, f: impl FnOnce() -> R) -> R {
     // `_restore` drops here, before `policy`.
 }
 
+/// Sets the calling thread's policy for the rest of its life, with no scope to end
+/// it: for code that cannot wrap a thread's work in a closure, such as a preloaded
+/// library's thread start routine (`rset-run`). A [`with_policy`] inside still nests
+/// on top of it and restores it.
+///
+/// ```
+/// use alloc_policies::{current_policy, set_thread_policy, Policy};
+/// static FLOAT: Policy = Policy::Float;
+/// std::thread::spawn(|| {
+///     set_thread_policy(&FLOAT);
+///     assert_eq!(current_policy(), Policy::Float);
+/// }).join().unwrap();
+/// ```
+pub fn set_thread_policy(policy: &'static Policy) {
+    let this: *const Policy = if *policy == Policy::Local {
+        ptr::null()
+    } else {
+        policy
+    };
+    POLICY.with(|p| p.set(this));
+}
+
 /// The calling thread's memory policy (`Local` outside any [`with_policy`]).
 pub fn current_policy() -> Policy {
     thread_policy(|p| p.cloned().unwrap_or(Policy::Local))
@@ -134,7 +156,7 @@ pub fn current_policy() -> Policy {
 
 /// Calls `f` with the calling thread's policy (`None` for Local).
 #[inline(always)]
-fn thread_policy<R>(f: impl FnOnce(Option<&Policy>) -> R) -> R {
+pub(crate) fn thread_policy<R>(f: impl FnOnce(Option<&Policy>) -> R) -> R {
     let p = POLICY.with(Cell::get);
     // SAFETY: POLICY is null or points at the policy of the innermost with_policy
     // frame running on this thread; that frame outlives this call (we run inside
@@ -335,7 +357,7 @@ fn policy_heap(m: &Machine, policy: &Policy) -> Result<Option<Heap>, NumaAllocEr
 
 /// Allocates a non-zero-sized block.
 #[inline(always)]
-fn alloc_block(
+pub(crate) fn alloc_block(
     policy: Option<&Policy>,
     layout: Layout,
     zero: bool,
@@ -374,7 +396,7 @@ fn alloc_large(
 /// # Safety
 /// `ptr` must be a live block from this allocator made for `layout`.
 #[inline(always)]
-unsafe fn free_block(ptr: *mut u8, layout: Layout) {
+pub(crate) unsafe fn free_block(ptr: *mut u8, layout: Layout) {
     if is_direct(layout.size(), layout.align()) {
         // SAFETY: a direct block is a whole mapping (function contract).
         unsafe { free_large(ptr, layout.size()) }
@@ -388,7 +410,7 @@ unsafe fn free_block(ptr: *mut u8, layout: Layout) {
 /// `ptr` must be the start of a live large block of `size` bytes.
 #[cold]
 #[inline(never)]
-unsafe fn free_large(ptr: *mut u8, size: usize) {
+pub(crate) unsafe fn free_large(ptr: *mut u8, size: usize) {
     large_unmapped_hook(ptr, None);
     let len = size.next_multiple_of(arena_sys::page_size());
     // SAFETY: the block is the whole mapping `[ptr, ptr + len)` that map_large made
@@ -401,7 +423,7 @@ unsafe fn free_large(ptr: *mut u8, size: usize) {
 ///
 /// # Safety
 /// `ptr` must be a live block from this allocator made for `layout`.
-unsafe fn resize_block(
+pub(crate) unsafe fn resize_block(
     policy: Option<&Policy>,
     ptr: *mut u8,
     layout: Layout,

@@ -36,6 +36,7 @@
 
 mod arena;
 mod arena_sys;
+pub mod cmalloc;
 pub mod global;
 pub mod policy;
 pub mod region;
@@ -43,7 +44,8 @@ pub mod registry;
 pub mod sys;
 
 pub use global::{
-    LARGE_THRESHOLD, MAX_NODES, NumaAlloc, NumaAllocError, PolicyAlloc, current_policy, with_policy,
+    LARGE_THRESHOLD, MAX_NODES, NumaAlloc, NumaAllocError, PolicyAlloc, current_policy,
+    set_thread_policy, with_policy,
 };
 pub use policy::{Layout, Policy, PolicyError, Stride, current_node};
 pub use region::{ByteRegion, PageStatus, Region, RegionBuilder, RegionError, locate};

@@ -69,9 +69,18 @@ pub struct SessionBuilder {
     home_refresh: Duration,
     nodes: Option<u32>,
     live: Option<std::path::PathBuf>,
+    dynamic: bool,
 }
 
 impl SessionBuilder {
+    /// Lets the session start with no filter, for filters added while it runs
+    /// ([`Session::add_filter`]): memory that does not exist yet, such as the heap
+    /// blocks of a program being monitored from a preloaded library.
+    pub fn dynamic(mut self) -> Self {
+        self.dynamic = true;
+        self
+    }
+
     /// Exports the counters live in a memory-mapped file in `dir` (see
     /// [`crate::live`]; [`live::live_dir`] is the usual place), readable by `rset-top`
     /// and reprogrammable through its control area.
@@ -148,7 +157,7 @@ impl SessionBuilder {
     /// # Errors
     /// [`SessionError`] naming what was refused.
     pub fn start(self) -> Result<Session, SessionError> {
-        if self.filters.is_empty() {
+        if self.filters.is_empty() && !self.dynamic {
             return Err(SessionError::NoFilters);
         }
         let nodes = match self.nodes {
@@ -181,19 +190,22 @@ impl SessionBuilder {
         };
         let live_path = live.as_ref().map(|l| l.path().to_owned());
         let card = Arc::new(Mutex::new(card));
+        let sampler = Arc::new(Mutex::new(sampler));
         let stop = Arc::new(AtomicBool::new(false));
-        let (card2, stop2) = (card.clone(), stop.clone());
+        let (card2, stop2, sampler2) = (card.clone(), stop.clone(), sampler.clone());
         let (drain_every, refresh) = (self.drain_every, self.home_refresh);
         let worker = std::thread::Builder::new()
             .name("rset-mon-session".into())
-            .spawn(move || feed(sampler, &card2, &stop2, drain_every, refresh, live))
+            .spawn(move || feed(&sampler2, &card2, &stop2, drain_every, refresh, live))
             .map_err(|e| SessionError::Worker(e.to_string()))?;
         Ok(Session {
             card,
+            sampler,
+            watched: Mutex::new(self.filters),
             stop,
             live_path,
-            worker: Some(worker),
-            labels: self.labels,
+            worker: Mutex::new(Some(worker)),
+            labels: Mutex::new(self.labels),
             hardware,
             started: Instant::now(),
         })
@@ -209,9 +221,19 @@ pub fn registry_labels() -> Vec<Label> {
 }
 
 /// Node count of the running machine (highest node id + 1).
+///
+/// Read from sysfs (`/sys/devices/system/node/possible`, 1 without NUMA), not
+/// hwloc, so that a monitor inside a preloaded library does not load libhwloc into
+/// the program.
 fn machine_nodes() -> Result<u32, SessionError> {
-    let topo = rset::Topology::from_system().map_err(|e| SessionError::Topology(e.to_string()))?;
-    Ok(topo.nodes().iter().map(|n| n.id.0 + 1).max().unwrap_or(1))
+    let text = match std::fs::read_to_string("/sys/devices/system/node/possible") {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(1),
+        Err(e) => return Err(SessionError::Topology(e.to_string())),
+    };
+    let ids = rset::list::parse_list(text.trim())
+        .map_err(|e| SessionError::Topology(format!("/sys/devices/system/node/possible: {e}")))?;
+    Ok(ids.into_iter().max().map_or(1, |m| m + 1))
 }
 
 /// The whole pages covering the filters, merged.
@@ -272,7 +294,7 @@ fn apply(cmd: live::Command, card: &Mutex<Card>, sampler: &mut Box<dyn Sampler>)
 }
 
 fn feed(
-    mut sampler: Box<dyn Sampler>,
+    sampler: &Mutex<Box<dyn Sampler>>,
     card: &Mutex<Card>,
     stop: &AtomicBool,
     every: Duration,
@@ -300,22 +322,24 @@ fn feed(
             }
         }
     };
+    let lock = || sampler.lock().unwrap_or_else(|p| p.into_inner());
     let mut ticks = 0u32;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(every);
-        drain(&mut sampler, &mut buf);
+        drain(&mut lock(), &mut buf);
         ticks += 1;
         if let Some(l) = live.as_mut()
             && ticks.is_multiple_of(10)
         {
             if let Some(cmd) = l.take_command() {
-                let ok = apply(cmd, card, &mut sampler);
+                let ok = apply(cmd, card, &mut lock());
                 l.finish_command(ok);
             }
-            let stats = sampler.stats();
+            let stats = lock().stats();
             l.publish(&card.lock().unwrap_or_else(|p| p.into_inner()), &stats);
         }
     }
+    let mut sampler = lock();
     sampler.stop();
     drain(&mut sampler, &mut buf);
     Fed {
@@ -327,10 +351,13 @@ fn feed(
 /// A running session.
 pub struct Session {
     card: Arc<Mutex<Card>>,
+    sampler: Arc<Mutex<Box<dyn Sampler>>>,
+    /// The filters whose memory is watched now.
+    watched: Mutex<Vec<FilterSpec>>,
     stop: Arc<AtomicBool>,
     live_path: Option<std::path::PathBuf>,
-    worker: Option<JoinHandle<Fed>>,
-    labels: Vec<Label>,
+    worker: Mutex<Option<JoinHandle<Fed>>>,
+    labels: Mutex<Vec<Label>>,
     hardware: String,
     started: Instant,
 }
@@ -368,14 +395,68 @@ impl Session {
             home_refresh: Duration::from_secs(1),
             nodes: None,
             live: None,
+            dynamic: false,
         }
+    }
+
+    /// Programs one more filter while the session runs and watches its memory (a
+    /// heap block that just appeared), naming it with `label` in the report.
+    ///
+    /// # Errors
+    /// [`SessionError::Card`] if the card refuses it (over budget, bad granularity);
+    /// [`SessionError::Sampler`]-like failures of the sampler come back as
+    /// [`SessionError::Worker`] with its message.
+    pub fn add_filter(&self, spec: FilterSpec, label: Option<Label>) -> Result<(), SessionError> {
+        self.card
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .program(spec.clone())?;
+        if let Some(l) = label {
+            self.labels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(l);
+        }
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        watched.push(spec);
+        let ranges = watch_ranges(&watched);
+        drop(watched);
+        self.sampler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watch(&ranges)
+            .map_err(SessionError::Worker)
+    }
+
+    /// Stops watching the filters inside `[start, start + len)` at once (memory
+    /// about to be unmapped, a heap block about to be freed): when this returns,
+    /// none of their pages is armed any more. Their counters stay in the report.
+    pub fn unwatch(&self, start: u64, len: u64) {
+        let end = start.saturating_add(len);
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        let before = watched.len();
+        watched.retain(|f| f.start.saturating_add(f.size) <= start || f.start >= end);
+        if watched.len() == before {
+            return;
+        }
+        let ranges = watch_ranges(&watched);
+        drop(watched);
+        let _ = self
+            .sampler
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .watch(&ranges);
     }
 
     /// The counters so far, as a report (the sampler facts are filled in at the end).
     pub fn snapshot(&self) -> Report {
         let card = self.card.lock().unwrap_or_else(|p| p.into_inner());
-        let file =
-            SessionFile::from_card(&card, SamplerStats::default()).with_labels(self.labels.clone());
+        let labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let file = SessionFile::from_card(&card, SamplerStats::default()).with_labels(labels);
         Report::from_session(&file)
     }
 
@@ -393,16 +474,35 @@ impl Session {
     ///
     /// # Errors
     /// [`SessionError::Worker`] if the background thread panicked.
-    pub fn stop(mut self) -> Result<SessionOutcome, SessionError> {
+    pub fn stop(self) -> Result<SessionOutcome, SessionError> {
+        self.finish()
+    }
+
+    /// [`Session::stop`] through a shared reference, for a session kept where it
+    /// cannot be moved out (a static in a preloaded library). Once stopped, later
+    /// calls fail with [`SessionError::Worker`].
+    ///
+    /// # Errors
+    /// [`SessionError::Worker`] if the background thread panicked or the session
+    /// was already stopped.
+    pub fn finish(&self) -> Result<SessionOutcome, SessionError> {
         self.stop.store(true, Ordering::Release);
-        let fed = self
+        let worker = self
             .worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .take()
-            .expect("a running session has its worker")
+            .ok_or_else(|| SessionError::Worker("the session was already stopped".into()))?;
+        let fed = worker
             .join()
             .map_err(|_| SessionError::Worker("it panicked".into()))?;
         let card = self.card.lock().unwrap_or_else(|p| p.into_inner());
-        let file = SessionFile::from_card(&card, fed.stats).with_labels(self.labels.clone());
+        let labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let file = SessionFile::from_card(&card, fed.stats).with_labels(labels);
         Ok(SessionOutcome {
             file,
             unresolved: fed.unresolved,
@@ -415,7 +515,12 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(w) = self.worker.take() {
+        if let Some(w) = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = w.join();
         }
     }

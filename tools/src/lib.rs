@@ -7,3 +7,6 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
+pub mod cli;
+pub mod launch;
+pub mod preload_protocol;

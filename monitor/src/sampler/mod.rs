@@ -5,4 +5,6 @@ pub mod pmu;
 pub mod protect;
 mod sys;
 
-pub use protect::{Pause, ProtectConfig, ProtectError, ProtectSampler, ProtectStats, pause};
+pub use protect::{
+    Pause, ProtectConfig, ProtectError, ProtectSampler, ProtectStats, chain_action, pause,
+};

@@ -389,6 +389,41 @@ extern "C" fn on_park(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c
     }
 }
 
+/// For a library that interposes `sigaction` in a monitored program (`rset-mon`'s
+/// preload): once the sampler's handlers are installed, a program's new SIGSEGV or
+/// SIGTRAP action becomes the action ours chain to, instead of replacing ours, and
+/// a query returns the program's own action, so the program sees what it set.
+/// `old` gets the handler and flags chained to so far (its mask is not kept: a
+/// chained handler runs with our handler's mask). Returns false, touching nothing,
+/// for other signals or before the sampler ever started: the caller then calls
+/// the real `sigaction`.
+pub fn chain_action(
+    sig: i32,
+    act: Option<&libc::sigaction>,
+    old: Option<&mut libc::sigaction>,
+) -> bool {
+    let (handler, flags) = match sig {
+        libc::SIGSEGV => (&PREV_HANDLER, &PREV_FLAGS),
+        libc::SIGTRAP => (&PREV_TRAP_HANDLER, &PREV_TRAP_FLAGS),
+        _ => return false,
+    };
+    if INSTALLED.get().is_none() {
+        return false;
+    }
+    if let Some(old) = old {
+        // SAFETY: sigaction is plain data; all-zero bytes are SIG_DFL, no flags,
+        // an empty mask.
+        *old = unsafe { std::mem::zeroed() };
+        old.sa_sigaction = handler.load(Ordering::Acquire);
+        old.sa_flags = flags.load(Ordering::Acquire);
+    }
+    if let Some(act) = act {
+        flags.store(act.sa_flags, Ordering::Release);
+        handler.store(act.sa_sigaction, Ordering::Release);
+    }
+    true
+}
+
 /// Installs (or re-installs, if the program replaced it) our SIGSEGV handler,
 /// remembering the one it replaces for chaining, and the park handler.
 fn ensure_handlers() -> std::io::Result<()> {

@@ -110,11 +110,43 @@ pub fn build_release_bins() -> anyhow::Result<Vec<PathBuf>> {
         "xtask",
         "--bins",
     ]);
-    build_executables(cmd, |m| {
+    let mut bins = build_executables(cmd, |m| {
         m["target"]["kind"]
             .as_array()
             .is_some_and(|k| k.iter().any(|k| k == "bin"))
-    })
+    })?;
+    bins.push(build_preload()?);
+    Ok(bins)
+}
+
+/// `cargo build --release -p rset-preload`: the library `rset-run` and `rset-mon
+/// record` preload, which must sit next to them in the guest.
+pub fn build_preload() -> anyhow::Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "-p", "rset-preload"])
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().context("running cargo")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lib = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(&line?) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "rset_preload" {
+            let files = msg["filenames"].as_array().cloned().unwrap_or_default();
+            lib = files
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with(".so"))
+                .map(PathBuf::from);
+        }
+    }
+    if !child.wait()?.success() {
+        bail!("the build of rset-preload failed (see cargo's messages above)");
+    }
+    lib.context("cargo built rset-preload but named no .so")
 }
 
 /// The release binaries already built, for `--no-build`.
@@ -128,6 +160,11 @@ pub fn existing_release_bins(meta: &Metadata) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     if bins.is_empty() {
         bail!("--no-build: no release binaries in {}", dir.display());
+    }
+    let mut bins = bins;
+    let lib = dir.join("librset_preload.so");
+    if lib.is_file() {
+        bins.push(lib);
     }
     Ok(bins)
 }

@@ -1,0 +1,266 @@
+//! The placement role (`rset-run`): slots for threads in creation order, each
+//! thread bound to its slot's CPU and given its slot's memory policy from inside
+//! itself before its start routine runs; pages placed counted per policy and node.
+
+use std::cell::Cell;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use alloc_policies::{Policy, set_thread_policy};
+
+use crate::log;
+use crate::protocol::{PolicyPages, Record, RunConfig};
+
+/// Distinct policies counted (more are counted under the last).
+const POLICIES: usize = 16;
+/// Nodes counted; index `NODES` is "first touch".
+const NODES: usize = 64;
+
+struct State {
+    cfg: RunConfig,
+    /// Per slot: index into `policies`.
+    slot_policy: Vec<usize>,
+    /// Distinct policies, leaked so that threads can keep pointers to them.
+    policies: Vec<(String, &'static Policy)>,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+/// The float policy, for threads no slot governs.
+static FLOAT: Policy = Policy::Float;
+/// Next creation index (the main thread is 0).
+static CREATED: AtomicUsize = AtomicUsize::new(1);
+/// Next slot.
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+static PAGES: [[AtomicU64; NODES + 1]; POLICIES] =
+    [const { [const { AtomicU64::new(0) }; NODES + 1] }; POLICIES];
+static BLOCKS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's policy index, `usize::MAX` for float (no slot).
+    static CURRENT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Reads the configuration; `Err` names what is wrong with it.
+pub fn init(json: &str) -> Result<(), String> {
+    let cfg: RunConfig =
+        serde_json::from_str(json).map_err(|e| format!("bad {}: {e}", crate::protocol::RUN_ENV))?;
+    if cfg.slots.is_empty() {
+        return Err("the plan has no slots".into());
+    }
+    let mut policies: Vec<(String, &'static Policy)> = Vec::new();
+    let mut slot_policy = Vec::with_capacity(cfg.slots.len());
+    for s in &cfg.slots {
+        let i = match policies.iter().position(|(name, _)| *name == s.policy) {
+            Some(i) => i,
+            None => {
+                let p = Policy::from_str(&s.policy).map_err(|e| format!("slot policy: {e}"))?;
+                policies.push((s.policy.clone(), Box::leak(Box::new(p))));
+                policies.len() - 1
+            }
+        };
+        slot_policy.push(i);
+    }
+    if let Some(path) = &cfg.log {
+        log::open(path);
+    }
+    let _ = STATE.set(State {
+        cfg,
+        slot_policy,
+        policies,
+    });
+    Ok(())
+}
+
+/// In the creating thread: the new thread's creation index and slot.
+pub fn next_thread() -> (usize, Option<usize>) {
+    let created = CREATED.fetch_add(1, Ordering::Relaxed);
+    (created, take_slot(created))
+}
+
+fn take_slot(created: usize) -> Option<usize> {
+    let st = STATE.get()?;
+    if st.cfg.skip.contains(&created) {
+        return None;
+    }
+    Some(NEXT_SLOT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The main thread's placement (creation index 0), from the library's constructor.
+pub fn place_main() {
+    let slot = take_slot(0);
+    place_current(0, slot);
+}
+
+/// A thread no slot governs (the monitor's own): float memory, unbound.
+pub fn unplaced() {
+    set_thread_policy(&FLOAT);
+    if let Some(st) = STATE.get() {
+        let _ = rset::sys::affinity::set_affinity(None, &st.cfg.rset_cpus);
+    }
+}
+
+/// In the new thread, before its start routine: binds it to its slot's CPU and
+/// memory, sets its allocator policy, and logs where it is.
+pub fn place_current(created: usize, slot: Option<usize>) {
+    let Some(st) = STATE.get() else {
+        set_thread_policy(&FLOAT);
+        return;
+    };
+    let nodes: Vec<u32> = st.cfg.rset_nodes.clone();
+    let (policy_name, bound) = match slot {
+        Some(s) => {
+            let i = s % st.cfg.slots.len();
+            let slot = &st.cfg.slots[i];
+            let pi = st.slot_policy[i];
+            let (name, policy) = &st.policies[pi];
+            set_thread_policy(policy);
+            CURRENT.with(|c| c.set(pi));
+            let cpu = rset::sys::affinity::set_affinity(None, &[slot.cpu]);
+            let mem = rset::sys::mempolicy::set_mempolicy(rset::sys::mempolicy::Mode::Bind, &nodes);
+            (
+                name.clone(),
+                cpu.and(mem).map_err(|e| format!("CPU {}: {e}", slot.cpu)),
+            )
+        }
+        None => {
+            set_thread_policy(&FLOAT);
+            let cpu = rset::sys::affinity::set_affinity(None, &st.cfg.rset_cpus);
+            (
+                "float".to_string(),
+                cpu.map_err(|e| format!("CPUs of the RSet: {e}")),
+            )
+        }
+    };
+    // Read back where the thread runs now: the report states facts, not the plan.
+    std::thread::yield_now();
+    let (cpu, node) = rset::sys::affinity::getcpu().unwrap_or((u32::MAX, u32::MAX));
+    let tid = rset::sys::affinity::gettid().0;
+    let pid = std::process::id();
+    if let Err(e) = &bound {
+        log::stderr(&format!(
+            "rset-run: thread {created} (tid {tid}) could not be bound: {e}\n"
+        ));
+    }
+    if st.cfg.verbose {
+        let what = match slot {
+            Some(s) => format!("slot {}", s % st.cfg.slots.len()),
+            None => "skipped".to_string(),
+        };
+        log::stderr(&format!(
+            "rset-run: pid {pid} thread {created} (tid {tid}): {what}, CPU {cpu}, node {node}, memory {policy_name}\n"
+        ));
+    }
+    let rec = Record::Thread {
+        pid,
+        tid,
+        created,
+        slot: slot.map(|s| s % st.cfg.slots.len()),
+        cpu,
+        node,
+        policy: policy_name,
+    };
+    if let Ok(line) = serde_json::to_string(&rec) {
+        log::append(line);
+    }
+}
+
+/// Counts a heap block of `size` bytes the calling thread just got.
+#[inline]
+pub fn count_block(size: usize) {
+    if STATE.get().is_none() {
+        return;
+    }
+    BLOCKS.fetch_add(1, Ordering::Relaxed);
+    if size < alloc_policies::LARGE_THRESHOLD {
+        return;
+    }
+    count_large(size);
+}
+
+#[cold]
+fn count_large(size: usize) {
+    let Some(st) = STATE.get() else { return };
+    let page = rset::sys::mempolicy::page_size();
+    let pages = size.div_ceil(page) as u64;
+    let pi = CURRENT.with(Cell::get);
+    if pi == usize::MAX {
+        PAGES[POLICIES - 1][NODES].fetch_add(pages, Ordering::Relaxed);
+        return;
+    }
+    let row = &PAGES[pi.min(POLICIES - 1)];
+    let node_ix = |n: u32| (n as usize).min(NODES - 1);
+    match st.policies[pi].1 {
+        Policy::Float => {
+            row[NODES].fetch_add(pages, Ordering::Relaxed);
+        }
+        Policy::Local => {
+            let node = alloc_policies::current_node();
+            row[node_ix(node.0)].fetch_add(pages, Ordering::Relaxed);
+        }
+        Policy::RemoteTo(n) => {
+            row[node_ix(n.0)].fetch_add(pages, Ordering::Relaxed);
+        }
+        Policy::Striped { stride_pages } => {
+            let nodes = &st.cfg.memory_nodes;
+            let k = stride_pages.pages() as u64;
+            if nodes.is_empty() {
+                return;
+            }
+            let n = nodes.len() as u64;
+            let runs = pages / k;
+            // Whole rounds of n runs, then the remaining runs and the tail.
+            for (i, &node) in nodes.iter().enumerate() {
+                let i = i as u64;
+                let full = runs / n * k + if i < runs % n { k } else { 0 };
+                let tail = if i == runs % n { pages % k } else { 0 };
+                row[node_ix(node)].fetch_add(full + tail, Ordering::Relaxed);
+            }
+        }
+        _ => {
+            row[NODES].fetch_add(pages, Ordering::Relaxed);
+        }
+    }
+}
+
+/// At exit: the pages placed per policy and node.
+pub fn exit_record() {
+    let Some(st) = STATE.get() else { return };
+    let mut pages = Vec::new();
+    for (pi, row) in PAGES.iter().enumerate() {
+        let name = if pi == POLICIES - 1 && st.policies.len() < POLICIES {
+            "float".to_string()
+        } else {
+            match st.policies.get(pi) {
+                Some((n, _)) => n.clone(),
+                None => continue,
+            }
+        };
+        let nodes: Vec<(Option<u32>, u64)> = row
+            .iter()
+            .enumerate()
+            .filter_map(|(n, c)| {
+                let v = c.load(Ordering::Relaxed);
+                (v > 0).then_some(((n < NODES).then_some(n as u32), v))
+            })
+            .collect();
+        if !nodes.is_empty() || pi < st.policies.len() {
+            pages.push(PolicyPages {
+                policy: name,
+                nodes,
+            });
+        }
+    }
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let rec = Record::Exit {
+        pid: std::process::id(),
+        exe,
+        pages,
+        blocks: BLOCKS.load(Ordering::Relaxed),
+    };
+    if let Ok(line) = serde_json::to_string(&rec) {
+        log::append(line);
+    }
+}
