@@ -434,3 +434,53 @@ fn programs_a_preload_cannot_reach_are_refused() {
         "rset-run: no-such-program: command not found\n"
     );
 }
+
+#[test]
+fn refine_zooms_from_pages_to_the_hot_arrays_lines() {
+    let m = machine();
+    let hot = c_program!("hot");
+    let (home, _, far, _) = two_far_cpus(&m).expect("two nodes with CPUs");
+    let session = std::env::temp_dir().join("refined.session");
+    let out = run(Command::new("rset-mon")
+        .args([
+            "refine",
+            "--rounds",
+            "2",
+            "--top",
+            "4",
+            "--max-overhead",
+            "0",
+            "-o",
+        ])
+        .arg(&session)
+        .arg("--")
+        .arg(&hot)
+        .args([home.to_string(), far.to_string(), "3000".to_string()]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = run(Command::new("rset-mon")
+        .arg("report")
+        .arg(&session)
+        .arg("--json"));
+    let r: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let regions = r["regions"].as_array().unwrap();
+    assert!(!regions.is_empty(), "{text}");
+    // Round 2 watches only the hot array (heap#1, the second block), at 64 B lines,
+    // matched to round 1 by allocation sequence number.
+    for g in regions {
+        let name = g["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("heap#1+0x"),
+            "round 2 region {name}: {text}"
+        );
+        assert_eq!(g["granularity"].as_u64(), Some(64), "{name}");
+    }
+    let remote: u64 = regions
+        .iter()
+        .map(|g| g["totals"]["all"]["remote"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        remote > 0,
+        "no remote reference at line granularity: {text}"
+    );
+    assert!(std::path::Path::new(&format!("{}.round1", session.display())).exists());
+}
