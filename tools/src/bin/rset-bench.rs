@@ -2,7 +2,6 @@
 //! the synthetic tests of the IBM ccNUMA paper (Fig. 5-7). The kernels live in
 //! `rset_tools::bench`; this file parses, runs and prints.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rset::{Placement, RSet, Topology};
 use rset_tools::bench::cache::{self, Cache};
 use rset_tools::bench::run::{
-    self, BwPoint, BwSpec, Cell, LatPoint, LatSpec, MatrixNodes, MemSpec, RunError,
+    self, BwPoint, BwSpec, Cell, LatPoint, LatSpec, MatrixNodes, MemSpec,
 };
 use rset_tools::bench::{HugePages, Machine, Op, format_size, parse_size, plot};
+use rset_tools::cli::{Failure, emit, json};
 use serde::Serialize;
 
 const EXAMPLES: &str = "\
@@ -148,30 +148,8 @@ struct MatrixArgs {
     common: Common,
 }
 
-/// A failure: its message and exit status.
-struct Failure {
-    message: String,
-    code: u8,
-}
-
 fn usage(message: impl ToString) -> Failure {
-    Failure {
-        message: message.to_string(),
-        code: 2,
-    }
-}
-
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Failure {
-        let code = match e {
-            RunError::Usage(_) => 2,
-            RunError::System(_) => 1,
-        };
-        Failure {
-            message: e.to_string(),
-            code,
-        }
-    }
+    Failure::usage(message)
 }
 
 fn main() -> ExitCode {
@@ -303,26 +281,6 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     }
     bar.set_message(what.to_owned());
     bar
-}
-
-/// Writes to stdout; a closed pipe is not an error.
-fn emit(text: &str) -> Result<(), Failure> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure {
-            message: format!("writing output: {e}"),
-            code: 1,
-        }),
-    }
-}
-
-fn json(value: &impl Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
-        message: format!("encoding JSON: {e}"),
-        code: 1,
-    })?;
-    emit(&(text + "\n"))
 }
 
 fn drawn(result: Result<(), String>) -> Result<(), Failure> {

@@ -1,11 +1,11 @@
 //! `rset`: the machine's NUMA topology, resource-set specs, thread plans and binding.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use rset::{Placement, Plan, RSet, Topology};
+use rset_tools::cli::{Failure, emit, json};
 use serde::Serialize;
 
 const GRAMMAR: &str = "\
@@ -95,21 +95,6 @@ struct BindArgs {
     program: Vec<OsString>,
 }
 
-/// A failure: its message and exit status.
-struct Failure {
-    message: String,
-    code: u8,
-}
-
-impl Failure {
-    fn usage(message: impl ToString) -> Failure {
-        Failure {
-            message: message.to_string(),
-            code: 2,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -119,35 +104,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("rset: {}", f.message);
-            ExitCode::from(f.code)
-        }
+        Err(f) => f.report("rset"),
     }
 }
 
 fn load(source: &TopologyArg) -> Result<Topology, Failure> {
     Topology::from_source(&source.topology).map_err(Failure::usage)
-}
-
-/// Writes to stdout; a closed pipe (`rset show | head`) is not an error.
-fn emit(text: &str) -> Result<(), Failure> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure {
-            message: format!("writing output: {e}"),
-            code: 1,
-        }),
-    }
-}
-
-fn json(value: &impl Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
-        message: format!("encoding JSON: {e}"),
-        code: 1,
-    })?;
-    emit(&(text + "\n"))
 }
 
 fn mib(bytes: u64) -> String {
