@@ -170,15 +170,26 @@ fn pthreads_land_on_the_plan_and_heap_pages_follow_the_policy() {
 }
 
 #[test]
-fn openmp_threads_land_on_the_plan() {
+fn openmp_threads_land_on_the_plan_with_gnu_and_llvm_runtimes() {
     let m = machine();
-    let omp = c_program!("omp");
-    for placement in [Placement::Fill, Placement::RoundRobin] {
+    let gnu = c_program!("omp");
+    // The LLVM runtime next to the program (found through its $ORIGIN rpath).
+    program(
+        "libomp.so.5",
+        include_bytes!(concat!(env!("OUT_DIR"), "/libomp.so.5")),
+    );
+    let llvm = c_program!("omp_llvm");
+    for (omp, placement) in [
+        (&gnu, Placement::Fill),
+        (&gnu, Placement::RoundRobin),
+        (&llvm, Placement::Fill),
+        (&llvm, Placement::RoundRobin),
+    ] {
         let slots = plan(&m, placement);
         let out = run(Command::new("rset-run")
             .env_remove("OMP_NUM_THREADS")
             .args(["--threads", &placement.to_string(), "--"])
-            .arg(&omp));
+            .arg(omp));
         let text = String::from_utf8_lossy(&out.stdout);
         let mut seen = 0;
         for line in text.lines().filter(|l| l.starts_with("T ")) {

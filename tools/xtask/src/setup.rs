@@ -60,7 +60,15 @@ const REQUIREMENTS: &[Requirement] = &[
         package: "libudev-dev",
         present: || pkg_config_has("libudev"),
     },
+    Requirement {
+        what: "the LLVM OpenMP runtime (libomp.so.5), for rset-run's OpenMP guest test",
+        package: "libomp5-14",
+        present: || std::path::Path::new(LIBOMP).exists(),
+    },
 ];
+
+/// Where Debian 12's libomp5-14 puts the LLVM OpenMP runtime.
+pub const LIBOMP: &str = "/usr/lib/llvm-14/lib/libomp.so.5";
 
 fn is_root() -> bool {
     // Effective uid is the second field of the Uid: line.
