@@ -58,6 +58,14 @@ const CONTROL: usize = 128;
 const TABLE: usize = 192;
 const ENTRY: usize = 5 * 8;
 
+/// The effective user id, from the `Uid:` line of `/proc/self/status` (its second
+/// field); `None` if it cannot be read.
+pub(crate) fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// Why the live file could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -82,14 +90,7 @@ pub fn live_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("rset-mon"),
         _ => {
-            let uid = std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("Uid:"))
-                        .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
-                })
-                .unwrap_or_else(|| "0".into());
+            let uid = effective_uid().unwrap_or(0);
             std::env::temp_dir().join(format!("rset-mon-{uid}"))
         }
     }

@@ -117,14 +117,7 @@ pub fn detect_in(root: &Path) -> Option<PmuSupport> {
 /// Whether this process may use hardware sampling: root, or a paranoid level of at
 /// most 1 (memory sampling with addresses needs kernel-level detail).
 fn permitted(paranoid: i32) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false);
+    let root = crate::live::effective_uid() == Some(0);
     root || paranoid <= 1
 }
 
