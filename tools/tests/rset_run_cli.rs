@@ -236,3 +236,42 @@ fn verbose_prints_the_plan_first() {
     assert!(e.contains("rset-run: slot  cpu  node  memory"), "{e}");
     assert!(e.contains("round-robin placement"), "{e}");
 }
+
+#[test]
+fn skipped_threads_take_no_slot() {
+    assert!(
+        library_built(),
+        "librset_preload.so not built: run `cargo test --workspace`"
+    );
+    let placed = tmp("placed");
+    std::fs::write(&placed, include_bytes!(concat!(env!("OUT_DIR"), "/placed"))).unwrap();
+    std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = tmp("skip.json");
+    let o = rset_run(&[
+        "--skip",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+        placed.to_str().unwrap(),
+        "3",
+        "4096",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let mut by_created: Vec<(u64, serde_json::Value)> = r["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["created"].as_u64().unwrap(), t["slot"].clone()))
+        .collect();
+    by_created.sort_by_key(|(c, _)| *c);
+    let slots = r["plan"].as_array().unwrap().len() as u64;
+    let want: Vec<(u64, serde_json::Value)> = vec![
+        (0, 0.into()),
+        (1, serde_json::Value::Null),
+        (2, (1 % slots).into()),
+        (3, (2 % slots).into()),
+    ];
+    assert_eq!(by_created, want, "{r}");
+}
