@@ -34,7 +34,18 @@ macro_rules! c_program {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn");
+    // ETXTBSY: another test thread forked while a program file was open for
+    // writing here, and its child holds that descriptor until it execs; retry.
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.expect("spawn"),
+        }
+    };
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",

@@ -181,8 +181,8 @@ fn bad_arguments_name_the_culprit() {
     );
 }
 
-/// The library is built by `cargo test --workspace` (and `cargo build`), next to the
-/// binaries.
+/// The library is built by `cargo build` (and by `cargo xtask test` before the host
+/// tests: `cargo test` alone builds no cdylib), next to the binaries.
 fn library_built() -> bool {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_rset-run"));
     exe.with_file_name("librset_preload.so").is_file()
@@ -192,7 +192,7 @@ fn library_built() -> bool {
 fn a_report_names_each_thread_where_it_ran() {
     assert!(
         library_built(),
-        "librset_preload.so not built: run `cargo test --workspace`"
+        "librset_preload.so not built: run `cargo build -p rset-preload` first (cargo xtask test does)"
     );
     let report = tmp("report.json");
     let o = rset_run(&[
@@ -228,7 +228,7 @@ fn a_report_names_each_thread_where_it_ran() {
 fn verbose_prints_the_plan_first() {
     assert!(
         library_built(),
-        "librset_preload.so not built: run `cargo test --workspace`"
+        "librset_preload.so not built: run `cargo build -p rset-preload` first (cargo xtask test does)"
     );
     let o = rset_run(&["-v", "--threads", "round-robin", "--", "true"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -241,7 +241,7 @@ fn verbose_prints_the_plan_first() {
 fn skipped_threads_take_no_slot() {
     assert!(
         library_built(),
-        "librset_preload.so not built: run `cargo test --workspace`"
+        "librset_preload.so not built: run `cargo build -p rset-preload` first (cargo xtask test does)"
     );
     let placed = tmp("placed");
     std::fs::write(&placed, include_bytes!(concat!(env!("OUT_DIR"), "/placed"))).unwrap();

@@ -171,10 +171,10 @@ fn run(cli: &Cli) -> Result<ExitCode, Failure> {
             .collect(),
         None => Vec::new(),
     };
+    check_openmp_env()?;
     let program = launch::resolve(&cli.command[0])?;
     launch::check_preloadable(&program)?;
     let library = launch::library()?;
-    check_openmp_env()?;
 
     let log_path = match &cli.report {
         Some(_) => Some(new_log()?),

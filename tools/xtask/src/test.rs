@@ -137,6 +137,19 @@ fn command_step(cmd: &mut std::process::Command, problem: &str) -> Tally {
 
 /// `cargo test --workspace --no-fail-fast`, streamed and counted.
 fn host_tests() -> Tally {
+    // `cargo test` builds no cdylib artifact; rset-run's host tests need
+    // librset_preload.so next to the test build's binaries.
+    let built = cargo::cargo()
+        .args(["build", "-p", "rset-preload"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !built {
+        return Tally {
+            problems: vec!["cargo build -p rset-preload failed (see its messages above)".into()],
+            ..Tally::default()
+        };
+    }
     let mut cmd = cargo::cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"])
         .stdout(Stdio::piped())
