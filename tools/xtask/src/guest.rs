@@ -59,10 +59,13 @@ pub enum Status {
     Vanished,
 }
 
-/// The result of a boot: its status and everything the command wrote to stdout.
+/// The result of a boot: its status, everything the command wrote to stdout, and
+/// the control channel's text (ttyS3: the exit status, and whatever the command
+/// wrote to `/dev/ttyS3` itself, such as files for the host; see `demo.rs`).
 pub struct Outcome {
     pub status: Status,
     pub stdout: String,
+    pub control: String,
 }
 
 impl Outcome {
@@ -361,7 +364,11 @@ fn boot_image(
             }
         }
     }
-    Ok(Outcome { status, stdout })
+    Ok(Outcome {
+        status,
+        stdout,
+        control,
+    })
 }
 
 /// Reads the control channel (and the console, for a panic).
