@@ -240,6 +240,14 @@ pub enum RegionError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// A page range that is not inside the region.
+    #[error("pages {}..{} are not inside the region's {total} pages", pages.start, pages.end)]
+    PageRange {
+        /// The range asked for.
+        pages: std::ops::Range<usize>,
+        /// The region's pages.
+        total: usize,
+    },
     /// `move_pages` failed as a whole.
     #[error("move_pages failed: {source}")]
     MovePages {
@@ -941,6 +949,65 @@ impl<T> Region<T> {
     /// Whether every page was faulted in (at build or by [`Region::replace`]).
     pub fn is_populated(&self) -> bool {
         self.populated
+    }
+
+    /// Faults in the region's pages `pages` (page indices) under its policy from the
+    /// calling thread, without changing their contents. A head start for
+    /// [`Region::populate`] that several threads can share, each taking its own
+    /// part (the kernel zeroes a new page on the CPU that faults it in), so that a
+    /// big lazy region is populated in parallel. Does nothing on kernels without
+    /// `MADV_POPULATE_WRITE` (before Linux 5.14); `populate` then does all the work.
+    ///
+    /// # Errors
+    /// [`RegionError::PageRange`] for pages outside the region;
+    /// [`RegionError::Populate`] when the kernel cannot fault a page in (no memory
+    /// left on the nodes the policy allows).
+    pub fn prefault(&self, pages: std::ops::Range<usize>) -> Result<(), RegionError> {
+        if pages.start > pages.end || pages.end > self.pages() {
+            return Err(RegionError::PageRange {
+                pages,
+                total: self.pages(),
+            });
+        }
+        let page = mman::page_size();
+        let (offset, len) = (pages.start * page, pages.len() * page);
+        if len == 0 || !POPULATE_WRITE.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        loop {
+            match self.map.advise(offset, len, Advice::PopulateWrite) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    POPULATE_WRITE.store(false, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(source) => return Err(RegionError::Populate { bytes: len, source }),
+            }
+        }
+    }
+
+    /// Populates a region built with `populate(false)`: faults in every page not
+    /// yet present under the region's policy, from the calling thread, and checks
+    /// an interleaved region's phase as `build` does, so that afterwards
+    /// [`Region::is_populated`] holds and [`Region::verify`] wants every page
+    /// present. Pages already present ([`Region::prefault`], first touches) stay as
+    /// they are. Does nothing for a populated region.
+    ///
+    /// # Errors
+    /// [`RegionError::NodeFull`] and [`RegionError::NodesFull`] when the pages
+    /// still to come cannot fit their nodes; [`RegionError::Populate`] and
+    /// [`RegionError::MovePages`] as for `build`.
+    pub fn populate(&mut self) -> Result<(), RegionError> {
+        if self.populated {
+            return Ok(());
+        }
+        if !matches!(self.layout, Layout::Default) {
+            let status = self.locate()?;
+            check_memory(need(&self.layout, self.pages(), Some(&status)))?;
+        }
+        let mech = Mechanism::of(&self.layout);
+        self.place(&mech, true, false)
     }
 
     /// Where each page is, page 0 first (see [`locate`]).

@@ -630,6 +630,31 @@ fn placement_does_not_depend_on_who_touches_first() {
             &format!("{policy}, touched from node {toucher}"),
             &r.locate().unwrap(),
         );
+
+        // Faulted in by parts from threads on two nodes, then populated.
+        let mut r = Region::<u8>::builder(97 * p)
+            .policy(policy.clone())
+            .populate(false)
+            .build()
+            .unwrap();
+        std::thread::scope(|s| {
+            let r = &r;
+            s.spawn(move || {
+                run_on(toucher);
+                r.prefault(0..40).unwrap();
+            });
+            s.spawn(move || {
+                run_on(0);
+                r.prefault(60..97).unwrap();
+            });
+        });
+        r.populate().unwrap();
+        assert!(r.is_populated());
+        expect.check(
+            &format!("{policy}, prefaulted from nodes {toucher} and 0"),
+            &r.locate().unwrap(),
+        );
+        r.verify().unwrap();
     }
 }
 

@@ -79,6 +79,60 @@ fn lazy_regions_fault_in_where_the_policy_says() {
 }
 
 #[test]
+fn lazy_regions_are_populated_in_parts_then_whole_keeping_contents() {
+    let (node, rset) = pin_here();
+    let p = page_size();
+    for policy in [
+        Policy::Float,
+        Policy::Local,
+        Policy::Interleave(rset.effective_nodes()),
+    ] {
+        let mut r = Region::<u8>::builder(9 * p + 1)
+            .policy(policy.clone())
+            .rset(&rset)
+            .populate(false)
+            .build()
+            .unwrap();
+        r[9 * p] = 7;
+        // Two threads fault in their parts; the main thread fills the hole.
+        std::thread::scope(|s| {
+            let r = &r;
+            s.spawn(move || r.prefault(0..3).unwrap());
+            s.spawn(move || r.prefault(5..8).unwrap());
+        });
+        assert!(!r.is_populated());
+        r.prefault(4..4).unwrap();
+        let st = r.locate().unwrap();
+        if st[0] != PageStatus::NotPresent {
+            // MADV_POPULATE_WRITE is there (Linux 5.14+): the parts are present.
+            for (i, s) in st.iter().enumerate() {
+                let want = [0, 1, 2, 5, 6, 7, 9].contains(&i);
+                assert_eq!(*s != PageStatus::NotPresent, want, "{policy}: page {i}");
+            }
+        }
+        r.populate().unwrap();
+        assert!(r.is_populated(), "{policy}");
+        assert!(all_on(node, &r.locate().unwrap()), "{policy}");
+        r.verify().unwrap();
+        assert_eq!(r[9 * p], 7, "{policy}: contents kept");
+        assert!(r[..9 * p].iter().all(|b| *b == 0), "{policy}");
+        r.populate().unwrap();
+
+        for bad in [8..11, 0..11, 11..12] {
+            let e = r.prefault(bad.clone()).unwrap_err();
+            assert!(matches!(e, RegionError::PageRange { .. }), "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "pages {}..{} are not inside the region's 10 pages",
+                    bad.start, bad.end
+                )
+            );
+        }
+    }
+}
+
+#[test]
 fn typed_views_see_the_same_memory() {
     let mut r = Region::<f64>::new(1000, Policy::Float).unwrap();
     assert_eq!(r.len(), 1000);

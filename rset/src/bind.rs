@@ -106,9 +106,21 @@ pub fn bind_current_thread(rset: &RSet) -> Result<(), BindError> {
 /// # Errors
 /// As [`bind_current_thread`].
 pub fn bind_current_thread_to_cpu(cpu: CpuId, nodes: &NodeSet) -> Result<(), BindError> {
-    affinity::set_affinity(None, &[cpu.0]).map_err(|source| BindError::Affinity {
+    bind_current_thread_to_cpus(&[cpu].into_iter().collect(), nodes)
+}
+
+/// Binds the calling thread to the CPUs `cpus` and a strict memory policy over
+/// `nodes`: what a team thread pinned to its node gets.
+///
+/// # Errors
+/// As [`bind_current_thread`]; [`BindError::Empty`] for no CPUs.
+pub fn bind_current_thread_to_cpus(cpus: &CpuSet, nodes: &NodeSet) -> Result<(), BindError> {
+    if cpus.is_empty() {
+        return Err(BindError::Empty);
+    }
+    affinity::set_affinity(None, &raw_cpus(cpus)).map_err(|source| BindError::Affinity {
         who: "the calling thread".into(),
-        cpus: [cpu].into_iter().collect(),
+        cpus: cpus.clone(),
         source,
     })?;
     let raw: Vec<u32> = nodes.iter().map(|n| n.0).collect();

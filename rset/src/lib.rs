@@ -20,7 +20,7 @@ pub mod thread;
 pub mod topology;
 
 pub use bind::{BindError, Binding, MemoryBinding};
-pub use placement::{Placement, Plan, PlanError, ThreadPlacement, plan};
+pub use placement::{Pin, Placement, Plan, PlanError, ThreadPlacement, plan};
 pub use rset::{RSet, RSetError};
 pub use set::{CpuId, CpuSet, IdSet, NodeId, NodeSet};
 pub use spec::SpecError;

@@ -71,6 +71,51 @@ impl fmt::Display for Placement {
     }
 }
 
+/// How tightly a placed thread is held once its slot is planned: to the slot's
+/// CPU (`cpu`, the default, as likwid-pin and `OMP_PLACES=threads` do), or to every
+/// CPU of the RSet on the slot's node (`node`, as `OMP_PLACES=numa_domains`), where
+/// the scheduler may move it between CPUs but never off its node, so its node, and
+/// the placement of its memory, stay as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pin {
+    /// The slot's one CPU (`cpu`).
+    #[default]
+    Cpu,
+    /// The RSet's CPUs on the slot's node (`node`).
+    Node,
+}
+
+/// A pin name that is not `cpu` or `node`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pinning `{input}` (expected `cpu` or `node`)")]
+pub struct ParsePinError {
+    /// The name that was given.
+    pub input: String,
+}
+
+impl FromStr for Pin {
+    type Err = ParsePinError;
+    fn from_str(s: &str) -> Result<Self, ParsePinError> {
+        match s {
+            "cpu" => Ok(Pin::Cpu),
+            "node" => Ok(Pin::Node),
+            _ => Err(ParsePinError {
+                input: s.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pin::Cpu => "cpu",
+            Pin::Node => "node",
+        })
+    }
+}
+
 /// Where one thread goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ThreadPlacement {

@@ -2,7 +2,8 @@
 //!
 //! A [`Team`] is a plan (thread index -> CPU, node) over an RSet. Each call of
 //! [`Team::broadcast`] starts one thread per slot of the plan; every thread binds
-//! itself (affinity: its planned CPU; memory: `MPOL_BIND` over the RSet's nodes, which
+//! itself (affinity: its planned CPU, or with [`Pin::Node`] the RSet's CPUs on its
+//! planned node; memory: `MPOL_BIND` over the RSet's nodes, which
 //! Linux serves from the nearest of them first, so first touch is local) **before**
 //! any user code runs, and user code runs only once every thread is bound. The
 //! closure may borrow from the caller's stack, as in `std::thread::scope`.
@@ -26,9 +27,9 @@
 use std::sync::{Barrier, Condvar, Mutex};
 
 use crate::bind::{self, BindError};
-use crate::placement::{self, Placement, Plan, PlanError, ThreadPlacement};
+use crate::placement::{self, Pin, Placement, Plan, PlanError, ThreadPlacement};
 use crate::rset::RSet;
-use crate::set::{CpuId, NodeId, NodeSet};
+use crate::set::{CpuId, CpuSet, NodeId, NodeSet};
 
 /// Why a team could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +38,7 @@ pub enum TeamError {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// A thread could not bind itself; no user code ran.
-    #[error("thread {thread} could not bind to CPU {cpu}: {source}")]
+    #[error("thread {thread} could not bind (planned CPU {cpu}): {source}")]
     Bind {
         /// The thread's index.
         thread: usize,
@@ -62,6 +63,7 @@ pub struct TeamBuilder {
     rset: RSet,
     threads: Option<usize>,
     placement: Placement,
+    pin: Pin,
     name: Option<String>,
     stack_size: Option<usize>,
 }
@@ -76,6 +78,13 @@ impl TeamBuilder {
     /// Fill or Round-robin (default: Fill).
     pub fn placement(mut self, placement: Placement) -> Self {
         self.placement = placement;
+        self
+    }
+
+    /// Each thread held to its planned CPU ([`Pin::Cpu`], the default) or to the
+    /// RSet's CPUs on its planned node ([`Pin::Node`]).
+    pub fn pin(mut self, pin: Pin) -> Self {
+        self.pin = pin;
         self
     }
 
@@ -100,10 +109,26 @@ impl TeamBuilder {
             .threads
             .unwrap_or_else(|| self.rset.cpus().len().max(1));
         let plan = placement::plan(&self.rset, self.placement, threads)?;
+        // What each thread is held to: its CPU, or the RSet's CPUs on its node.
+        let held = plan
+            .iter()
+            .map(|slot| match self.pin {
+                Pin::Cpu => [slot.cpu].into_iter().collect(),
+                Pin::Node => {
+                    let node: NodeSet = [slot.node].into_iter().collect();
+                    self.rset
+                        .topology()
+                        .cpus_of_nodes(&node)
+                        .intersection(self.rset.cpus())
+                }
+            })
+            .collect();
         Ok(Team {
             nodes: self.rset.effective_nodes(),
             rset: self.rset,
             plan,
+            pin: self.pin,
+            held,
             name: self.name,
             stack_size: self.stack_size,
         })
@@ -115,6 +140,9 @@ impl TeamBuilder {
 pub struct Team {
     rset: RSet,
     plan: Plan,
+    pin: Pin,
+    /// The CPUs each thread is held to, by thread index.
+    held: Vec<CpuSet>,
     nodes: NodeSet,
     name: Option<String>,
     stack_size: Option<usize>,
@@ -134,12 +162,13 @@ impl Ctx<'_> {
         self.slot.thread
     }
 
-    /// The CPU this thread is bound to.
+    /// This thread's planned CPU: the one it is bound to under [`Pin::Cpu`]; under
+    /// [`Pin::Node`] it runs on any CPU of the RSet on [`Ctx::node`].
     pub fn cpu(&self) -> CpuId {
         self.slot.cpu
     }
 
-    /// The node of that CPU.
+    /// The node of that CPU, which the thread never leaves.
     pub fn node(&self) -> NodeId {
         self.slot.node
     }
@@ -175,9 +204,21 @@ impl Team {
             rset: rset.clone(),
             threads: None,
             placement: Placement::Fill,
+            pin: Pin::Cpu,
             name: None,
             stack_size: None,
         }
+    }
+
+    /// How tightly each thread is held ([`TeamBuilder::pin`]).
+    pub fn pin(&self) -> Pin {
+        self.pin
+    }
+
+    /// The CPUs thread `thread` is held to: its planned CPU, or under [`Pin::Node`]
+    /// the RSet's CPUs on its node. `None` for a thread the team does not have.
+    pub fn held_cpus(&self, thread: usize) -> Option<&CpuSet> {
+        self.held.get(thread)
     }
 
     /// The plan: thread index -> CPU, node.
@@ -219,7 +260,7 @@ impl Team {
             cv: Condvar::new(),
         };
         let barrier = Barrier::new(n);
-        let (gate, barrier, f, nodes) = (&gate, &barrier, &f, &self.nodes);
+        let (gate, barrier, f, nodes, held) = (&gate, &barrier, &f, &self.nodes, &self.held);
         std::thread::scope(|s| {
             let mut handles = Vec::with_capacity(n);
             for &slot in self.plan.iter() {
@@ -231,7 +272,7 @@ impl Team {
                     b = b.stack_size(size);
                 }
                 let spawned = b.spawn_scoped(s, move || {
-                    let bound = bind::bind_current_thread_to_cpu(slot.cpu, nodes);
+                    let bound = bind::bind_current_thread_to_cpus(&held[slot.thread], nodes);
                     if !gate.arrive(bound.map_err(|source| TeamError::Bind {
                         thread: slot.thread,
                         cpu: slot.cpu,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use rset::topology::NodeLayout;
-use rset::{CpuId, NodeId, Placement, PlanError, RSet, Topology, plan};
+use rset::{CpuId, NodeId, Pin, Placement, PlanError, RSet, Topology, plan};
 
 fn synthetic(desc: &str) -> Topology {
     Topology::from_synthetic(desc).unwrap()
@@ -288,6 +288,63 @@ fn placement_names() {
         serde_json::to_string(&Placement::RoundRobin).unwrap(),
         "\"round-robin\""
     );
+}
+
+#[test]
+fn pin_names() {
+    assert_eq!("cpu".parse::<Pin>(), Ok(Pin::Cpu));
+    assert_eq!("node".parse::<Pin>(), Ok(Pin::Node));
+    assert_eq!(Pin::default(), Pin::Cpu);
+    assert_eq!(Pin::Node.to_string(), "node");
+    let err = "core".parse::<Pin>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown pinning `core` (expected `cpu` or `node`)"
+    );
+    assert_eq!(serde_json::to_string(&Pin::Node).unwrap(), "\"node\"");
+}
+
+/// The CPUs each thread of a team is held to, as lists.
+fn held(spec: &str, topo: &Topology, how: Placement, pin: Pin, threads: usize) -> Vec<Vec<u32>> {
+    let rset = RSet::parse(spec, topo).unwrap();
+    let team = rset
+        .team()
+        .threads(threads)
+        .placement(how)
+        .pin(pin)
+        .build()
+        .unwrap();
+    assert_eq!(team.held_cpus(threads), None);
+    (0..threads)
+        .map(|t| team.held_cpus(t).unwrap().iter().map(|c| c.0).collect())
+        .collect()
+}
+
+#[test]
+fn node_pinned_threads_hold_the_rsets_cpus_of_their_node() {
+    let topo = unequal();
+    let node0: Vec<u32> = (0..8).collect();
+    let (node1, node2) = (vec![8, 9], vec![10, 11]);
+    // Fill: 8 threads on node 0, 2 on node 1, 2 on node 2, then again.
+    let h = held("all", &topo, Placement::Fill, Pin::Node, 13);
+    for (t, cpus) in h.iter().enumerate() {
+        let want = match t {
+            0..=7 | 12 => &node0,
+            8 | 9 => &node1,
+            _ => &node2,
+        };
+        assert_eq!(cpus, want, "thread {t}");
+    }
+    // Round-robin: nodes 0, 1, 2 in turn.
+    let h = held("all", &topo, Placement::RoundRobin, Pin::Node, 3);
+    assert_eq!(h, vec![node0.clone(), node1.clone(), node2.clone()]);
+    // Only the RSet's CPUs of the node.
+    let h = held("cpu:1,5 + cpu:9", &topo, Placement::Fill, Pin::Node, 3);
+    assert_eq!(h, vec![vec![1, 5], vec![1, 5], vec![9]]);
+    // Pinned by CPU: each thread its planned CPU.
+    let h = held("all", &topo, Placement::RoundRobin, Pin::Cpu, 3);
+    let p = placed("all", &topo, Placement::RoundRobin, 3);
+    assert_eq!(h, p.iter().map(|(c, _)| vec![*c]).collect::<Vec<_>>());
 }
 
 /// Random non-empty CPU sets of "pack:2 numa:2 core:2 pu:2" as `cpu:` specs.

@@ -30,6 +30,10 @@
 //!   a policy and not populated; each run of consecutive pages bound for one node
 //!   gets one `mbind(MPOL_BIND, {node})` (so the kernel makes one mapping per run,
 //!   not per page); then every page is faulted in, before any thread touches it.
+//!
+//! Both layouts fault every page in before [`Machine::shared`] returns, by the
+//! team in parallel (each thread an even share of the pages, as the C programs'
+//! workers fault in their parts), so no fault falls in a timed phase.
 //!   Placement therefore never depends on who touches first, and it is checked at
 //!   once ([`Shared::locate`]). A thread whose node is not among the RSet's memory
 //!   nodes gets the nearest of them (by distance, ties to the lowest id).
@@ -80,7 +84,7 @@ use alloc_policies::{PageStatus, Policy, Region, RegionError};
 use monitor::session::{Session, SessionError};
 use monitor::{FilterSpec, Granularity, Report, SessionFile};
 use rset::sys::mempolicy::{self, MbindFlags, Mode};
-use rset::{CpuId, NodeId, Placement, Plan, RSet, Team, Topology};
+use rset::{CpuId, NodeId, Pin, Placement, Plan, RSet, Team, Topology};
 
 use crate::refine::{ArrayRange, ZoomError, ZoomPlan};
 
@@ -207,6 +211,9 @@ pub struct RunConfig {
     pub rset: String,
     /// `--placement fill|round-robin` (default fill).
     pub placement: Placement,
+    /// `--pin cpu|node`: each thread held to its planned CPU (default) or to the
+    /// RSet's CPUs on its planned node.
+    pub pin: Pin,
     /// `--layout orig|reorg` (default orig).
     pub layout: DataLayout,
     /// `--monitor FILE`: record a monitor session of the run into FILE.
@@ -239,6 +246,7 @@ impl Default for RunConfig {
         RunConfig {
             rset: "all".to_owned(),
             placement: Placement::Fill,
+            pin: Pin::Cpu,
             layout: DataLayout::Orig,
             monitor: None,
             monitor_granularity: None,
@@ -582,6 +590,7 @@ impl Machine {
             .team()
             .threads(threads)
             .placement(cfg.placement)
+            .pin(cfg.pin)
             .name("splash")
             .build()?;
         let spin = threads <= rset.cpus().len();
@@ -644,7 +653,7 @@ impl Machine {
     /// [`SplashError::Partition`] for a partition that does not fit `len` or the
     /// team; [`SplashError::Alloc`] and [`SplashError::Bind`] for memory that
     /// cannot be had or placed.
-    pub fn shared<T: Pod>(
+    pub fn shared<T: Pod + Sync>(
         &self,
         label: &str,
         len: usize,
@@ -657,6 +666,7 @@ impl Machine {
         let mut region = match self.layout {
             DataLayout::Orig => Region::<T>::builder(len)
                 .striped(1)
+                .populate(false)
                 .rset(&self.rset)
                 .label(label)
                 .build()
@@ -679,6 +689,7 @@ impl Machine {
                 region
             }
         };
+        self.populate(&mut region).map_err(alloc_err)?;
         let ptr = region.as_mut_ptr();
         let shared = Shared {
             region,
@@ -730,14 +741,32 @@ impl Machine {
             })?;
             start = end;
         }
-        // Fault every page in under its binding. The memory is zero already:
-        // writing a zero changes nothing but makes the page present.
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(region.as_mut_slice());
-        for p in (0..bytes.len()).step_by(page) {
-            bytes[p] = std::hint::black_box(0);
-        }
         registry::set_policy(region.id(), InlineStr::new("reorg: owners' nodes"));
         Ok(())
+    }
+
+    /// Faults every page of a lazy region in under its policy before `shared`
+    /// returns: the team does it, thread `t` the `t`-th of `n` even shares of the
+    /// pages, as the C programs' workers fault in their own parts in parallel;
+    /// then the main thread fills any hole and checks the interleave phase
+    /// ([`Region::populate`]). Placement does not depend on who faults a page in
+    /// (every page has its policy already).
+    fn populate<T: Pod + Sync>(&self, region: &mut Region<T>) -> Result<(), RegionError> {
+        let pages = region.pages();
+        let n = self.threads();
+        if n > 1 && pages >= n {
+            let shared = &*region;
+            let done = self.team.broadcast(|ctx| {
+                let t = ctx.index();
+                shared.prefault(t * pages / n..(t + 1) * pages / n)
+            });
+            // A team that cannot start here will not start for the run either;
+            // the run reports it. The main thread does the work alone meanwhile.
+            if let Ok(results) = done {
+                results.into_iter().collect::<Result<(), _>>()?;
+            }
+        }
+        region.populate()
     }
 
     /// Runs `f` once on every placed thread (thread `i` always on the same CPU) and
@@ -1072,7 +1101,8 @@ impl Proc<'_> {
         self.node
     }
 
-    /// The CPU this thread is bound to.
+    /// This thread's planned CPU: the one it runs on under `--pin cpu`; under
+    /// `--pin node` it may run on any CPU of the RSet on [`Proc::node`].
     pub fn cpu(&self) -> CpuId {
         self.cpu
     }

@@ -4,7 +4,7 @@
 use numa_tests::{GuestSpec, Mapping};
 use rset::sys::affinity;
 use rset::sys::mempolicy::{self, PageStatus};
-use rset::{CpuId, NodeId, Placement, RSet, Topology};
+use rset::{CpuId, NodeId, Pin, Placement, RSet, Topology};
 
 fn machine() -> Topology {
     Topology::from_system().expect("hwloc topology of the guest")
@@ -75,6 +75,66 @@ fn teams_on_a_sub_rset_stay_inside_it() {
         for threads in 1..=2 * rset.cpus().len() {
             check_team(&rset, placement, threads);
         }
+    }
+}
+
+/// Runs a team pinned by node and checks that each thread may use exactly the
+/// RSet's CPUs on its planned node, and runs on that node.
+fn check_node_pinned_team(rset: &RSet, placement: Placement, threads: usize) {
+    let spec = GuestSpec::from_env();
+    let team = rset
+        .team()
+        .threads(threads)
+        .placement(placement)
+        .pin(Pin::Node)
+        .build()
+        .unwrap();
+    assert_eq!(team.pin(), Pin::Node);
+    let seen = team
+        .broadcast(|ctx| {
+            std::thread::yield_now();
+            let affinity = affinity::get_affinity(None).unwrap();
+            let (_, node) = affinity::getcpu().unwrap();
+            (ctx.index(), ctx.node(), affinity, node)
+        })
+        .unwrap();
+    for (slot, (index, node, aff, ran_node)) in team.plan().iter().zip(seen) {
+        let what = format!("{placement} x{threads} pinned by node, thread {index}");
+        assert_eq!(node, slot.node, "{what}: ctx");
+        let want: Vec<u32> = spec
+            .cpus_of(slot.node.0)
+            .into_iter()
+            .filter(|c| rset.cpus().contains(CpuId(*c)))
+            .collect();
+        assert!(want.contains(&slot.cpu.0), "{what}");
+        assert_eq!(aff, want, "{what}: sched_getaffinity");
+        assert_eq!(
+            team.held_cpus(index)
+                .unwrap()
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            want,
+            "{what}: held_cpus"
+        );
+        assert_eq!(NodeId(ran_node), slot.node, "{what}: getcpu");
+    }
+}
+
+#[test]
+fn node_pinned_threads_may_use_their_nodes_cpus_and_no_other() {
+    let spec = GuestSpec::from_env();
+    let topo = machine();
+    let all = topo.global_rset();
+    let ncpus = all.cpus().len();
+    let last = spec.nodes - 1;
+    // cpu:0 is the RSet's only CPU on node 0: a thread planned there holds just it.
+    let part = RSet::parse(&format!("node:{last} + cpu:0"), &topo).unwrap();
+    for placement in [Placement::Fill, Placement::RoundRobin] {
+        for threads in [1, ncpus, ncpus + 1] {
+            check_node_pinned_team(&all, placement, threads);
+        }
+        check_node_pinned_team(&part, placement, part.cpus().len());
     }
 }
 

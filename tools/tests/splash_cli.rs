@@ -158,6 +158,9 @@ fn fft_results_do_not_depend_on_threads_placement_or_layout() {
         vec!["--layout", "reorg", "fft", "-m12", "-p4", "-t"],
         vec!["--placement", "round-robin", "fft", "-t", "-m12", "-p8"],
         vec!["fft", "-m12", "-t", "-p2", "--layout=reorg"],
+        vec![
+            "--pin", "node", "--layout", "reorg", "fft", "-m12", "-p4", "-t",
+        ],
     ] {
         let r = results(&ok(&args));
         assert_eq!(r, base, "{args:?}");
@@ -194,6 +197,10 @@ fn fft_bad_flags_get_the_originals_messages() {
     fails(&["fft", "-l0", "-n8"], "cache line");
     fails(&["--layout", "striped", "fft"], "unknown layout `striped`");
     fails(&["--placement", "spread", "fft"], "spread");
+    fails(
+        &["--pin", "core", "fft"],
+        "--pin: unknown pinning `core` (expected `cpu` or `node`)",
+    );
     fails(&["--rset", "node:77", "fft", "-m4"], "node:77");
     fails(&["nosuch"], "unknown program `nosuch`");
     fails(&[], "no program given");
@@ -212,6 +219,7 @@ fn help_teaches_programs_flags_and_examples() {
         "-mM",
         "--rset",
         "--placement",
+        "--pin",
         "--layout",
         "--monitor",
         "EXAMPLES",

@@ -61,6 +61,11 @@ COMMON FLAGS (every program):
   --placement fill|round-robin
                            fill: a node's CPUs before the next node (default);
                            round-robin: thread i on node i mod N
+  --pin cpu|node           cpu: each thread held to its planned CPU (default);
+                           node: to the RSet's CPUs on its planned node (the
+                           scheduler may move it between them, never off its
+                           node: reorg stays local; helps on shared or
+                           oversubscribed machines, like OMP_PLACES=numa_domains)
   --layout orig|reorg      orig: every shared array striped one page per node
                            (the paper's base case, default); reorg: each thread's
                            partition on its own node, page by page
@@ -175,6 +180,10 @@ fn parse(argv: &[String]) -> Result<Parsed, String> {
             "placement" => {
                 let v = value()?;
                 p.config.placement = v.parse().map_err(|e| format!("--placement: {e}"))?;
+            }
+            "pin" => {
+                let v = value()?;
+                p.config.pin = v.parse().map_err(|e| format!("--pin: {e}"))?;
             }
             "layout" => {
                 let v = value()?;
