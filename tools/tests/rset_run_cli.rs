@@ -275,3 +275,42 @@ fn skipped_threads_take_no_slot() {
     ];
     assert_eq!(by_created, want, "{r}");
 }
+
+#[test]
+fn the_report_counts_every_threads_heap_blocks() {
+    assert!(
+        library_built(),
+        "librset_preload.so not built: run `cargo build -p rset-preload` first (cargo xtask test does)"
+    );
+    // More threads than the preload has counters of their own (255): the later
+    // ones share one. Each thread allocates two blocks; stdio and the C library's
+    // per-thread bookkeeping add a few of their own.
+    let n = 600u64;
+    let churn = tmp("churn");
+    std::fs::write(&churn, include_bytes!(concat!(env!("OUT_DIR"), "/churn"))).unwrap();
+    std::fs::set_permissions(&churn, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = tmp("churn.json");
+    let o = rset_run(&[
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+        churn.to_str().unwrap(),
+        &n.to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("threads {n} bad 0")), "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    // One record per process that exits normally: this one and its exec'd child.
+    let blocks: Vec<u64> = r["memory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["blocks"].as_u64().unwrap())
+        .collect();
+    let most = blocks.iter().copied().max().unwrap_or(0);
+    assert!(
+        (2 * n + 1..=4 * n).contains(&most),
+        "{most} blocks counted for {n} threads of 2 blocks each: {blocks:?}"
+    );
+}

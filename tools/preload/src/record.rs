@@ -42,10 +42,13 @@ thread_local! {
 /// Truth that hooks should act: monitoring, and not on a monitor thread.
 #[inline]
 pub fn on() -> bool {
-    ON.load(Ordering::Relaxed) && !IN_MON.with(Cell::get)
+    // The thread-local lookup (a call to __tls_get_addr in a shared library) only
+    // when monitoring: inlined, the compiler would make it on every malloc.
+    ON.load(Ordering::Relaxed) && !in_monitor()
 }
 
 /// Truth that the calling thread is the monitor's (so threads it creates are too).
+#[inline(never)]
 pub fn in_monitor() -> bool {
     IN_MON.with(Cell::get)
 }
