@@ -609,18 +609,44 @@ static POPULATE_WRITE: AtomicBool = AtomicBool::new(true);
 
 /// Faults in `[offset, offset + len)` under the policy in force.
 fn populate_range(map: &mut Mapping, offset: usize, len: usize) -> Result<(), RegionError> {
-    let fail = |source| RegionError::Populate { bytes: len, source };
+    if populate_write(map, offset, len)? {
+        return Ok(());
+    }
+    map.touch(offset, len)
+        .map_err(|source| RegionError::Populate { bytes: len, source })
+}
+
+/// `MADV_POPULATE_WRITE` over `[offset, offset + len)`: `Ok(false)` when the kernel
+/// lacks it (before Linux 5.14; remembered), and nothing was done.
+fn populate_write(map: &Mapping, offset: usize, len: usize) -> Result<bool, RegionError> {
     while POPULATE_WRITE.load(Ordering::Relaxed) {
         match map.advise(offset, len, Advice::PopulateWrite) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 POPULATE_WRITE.store(false, Ordering::Relaxed);
             }
-            Err(e) => return Err(fail(e)),
+            Err(source) => return Err(RegionError::Populate { bytes: len, source }),
         }
     }
-    map.touch(offset, len).map_err(fail)
+    Ok(false)
+}
+
+/// Faults in the pages `pages` of a mapping of `total` pages (see
+/// [`Region::prefault`]).
+fn prefault_pages(
+    map: &Mapping,
+    total: usize,
+    pages: std::ops::Range<usize>,
+) -> Result<(), RegionError> {
+    if pages.start > pages.end || pages.end > total {
+        return Err(RegionError::PageRange { pages, total });
+    }
+    let page = mman::page_size();
+    if !pages.is_empty() {
+        populate_write(map, pages.start * page, pages.len() * page)?;
+    }
+    Ok(())
 }
 
 /// The calling thread's memory policy, put back on drop (or by `restore`, which
@@ -963,28 +989,7 @@ impl<T> Region<T> {
     /// [`RegionError::Populate`] when the kernel cannot fault a page in (no memory
     /// left on the nodes the policy allows).
     pub fn prefault(&self, pages: std::ops::Range<usize>) -> Result<(), RegionError> {
-        if pages.start > pages.end || pages.end > self.pages() {
-            return Err(RegionError::PageRange {
-                pages,
-                total: self.pages(),
-            });
-        }
-        let page = mman::page_size();
-        let (offset, len) = (pages.start * page, pages.len() * page);
-        if len == 0 || !POPULATE_WRITE.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        loop {
-            match self.map.advise(offset, len, Advice::PopulateWrite) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    POPULATE_WRITE.store(false, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(source) => return Err(RegionError::Populate { bytes: len, source }),
-            }
-        }
+        prefault_pages(&self.map, self.pages(), pages)
     }
 
     /// Populates a region built with `populate(false)`: faults in every page not
@@ -999,6 +1004,25 @@ impl<T> Region<T> {
     /// still to come cannot fit their nodes; [`RegionError::Populate`] and
     /// [`RegionError::MovePages`] as for `build`.
     pub fn populate(&mut self) -> Result<(), RegionError> {
+        self.populate_with(|_, _| Ok(()))
+    }
+
+    /// [`Region::populate`] with the faulting shared out: after the memory check,
+    /// `spread(pages, fault)` may run `fault(range)` ([`Region::prefault`] of a
+    /// page range) on as many threads as it likes, each its own range of the
+    /// region's `pages`; then the calling thread fills what is left. The check
+    /// comes first, so that a region too big for its nodes is refused before any
+    /// thread faults a page in.
+    ///
+    /// # Errors
+    /// As [`Region::populate`], and the first error of `spread`.
+    pub fn populate_with<F>(&mut self, spread: F) -> Result<(), RegionError>
+    where
+        F: FnOnce(
+            usize,
+            &(dyn Fn(std::ops::Range<usize>) -> Result<(), RegionError> + Sync),
+        ) -> Result<(), RegionError>,
+    {
         if self.populated {
             return Ok(());
         }
@@ -1006,6 +1030,8 @@ impl<T> Region<T> {
             let status = self.locate()?;
             check_memory(need(&self.layout, self.pages(), Some(&status)))?;
         }
+        let (map, total) = (&self.map, self.pages());
+        spread(total, &|pages| prefault_pages(map, total, pages))?;
         let mech = Mechanism::of(&self.layout);
         self.place(&mech, true, false)
     }

@@ -653,7 +653,7 @@ impl Machine {
     /// [`SplashError::Partition`] for a partition that does not fit `len` or the
     /// team; [`SplashError::Alloc`] and [`SplashError::Bind`] for memory that
     /// cannot be had or placed.
-    pub fn shared<T: Pod + Sync>(
+    pub fn shared<T: Pod>(
         &self,
         label: &str,
         len: usize,
@@ -746,27 +746,27 @@ impl Machine {
     }
 
     /// Faults every page of a lazy region in under its policy before `shared`
-    /// returns: the team does it, thread `t` the `t`-th of `n` even shares of the
-    /// pages, as the C programs' workers fault in their own parts in parallel;
-    /// then the main thread fills any hole and checks the interleave phase
-    /// ([`Region::populate`]). Placement does not depend on who faults a page in
-    /// (every page has its policy already).
-    fn populate<T: Pod + Sync>(&self, region: &mut Region<T>) -> Result<(), RegionError> {
-        let pages = region.pages();
+    /// returns: after the memory check, the team does it, thread `t` the `t`-th of
+    /// `n` even shares of the pages, as the C programs' workers fault in their own
+    /// parts in parallel; then the main thread fills any hole and checks the
+    /// interleave phase ([`Region::populate_with`]). Placement does not depend on
+    /// who faults a page in (every page has its policy already).
+    fn populate<T: Pod>(&self, region: &mut Region<T>) -> Result<(), RegionError> {
         let n = self.threads();
-        if n > 1 && pages >= n {
-            let shared = &*region;
-            let done = self.team.broadcast(|ctx| {
-                let t = ctx.index();
-                shared.prefault(t * pages / n..(t + 1) * pages / n)
-            });
-            // A team that cannot start here will not start for the run either;
-            // the run reports it. The main thread does the work alone meanwhile.
-            if let Ok(results) = done {
-                results.into_iter().collect::<Result<(), _>>()?;
+        region.populate_with(|pages, fault| {
+            if n < 2 || pages < n {
+                return Ok(());
             }
-        }
-        region.populate()
+            match self.team.broadcast(|ctx| {
+                let t = ctx.index();
+                fault(t * pages / n..(t + 1) * pages / n)
+            }) {
+                Ok(results) => results.into_iter().collect(),
+                // A team that cannot start here will not start for the run either;
+                // the run reports it. The main thread does the work alone meanwhile.
+                Err(_) => Ok(()),
+            }
+        })
     }
 
     /// Runs `f` once on every placed thread (thread `i` always on the same CPU) and
