@@ -1,6 +1,8 @@
 /* rset-run guest test: N pthreads; each participant (main = 0, then threads in
  * creation order) reports its CPU and node from getcpu, then the node of every
- * page of its own heap block, read with move_pages. Usage: placed NTHREADS BYTES */
+ * page of its own heap block, read with move_pages. Usage: placed NTHREADS BYTES [settle]
+ * With `settle`, pages move_pages reports as unreadable (a monitor's sampler has them
+ * armed this instant) are asked again, 1 ms apart, for up to 5 s. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 static size_t bytes;
+static int settle;
 static pthread_mutex_t out = PTHREAD_MUTEX_INITIALIZER;
 
 static void report(long i) {
@@ -26,6 +29,17 @@ static void report(long i) {
     int *status = malloc(n * sizeof *status);
     for (size_t k = 0; k < n; k++) pages[k] = p + k * page;
     long r = syscall(SYS_move_pages, 0, n, pages, NULL, status, 0);
+    for (int tries = 0; settle && r == 0 && tries < 5000; tries++) {
+        int left = 0;
+        for (size_t k = 0; k < n; k++) {
+            if (status[k] >= 0) continue;
+            left = 1;
+            r = syscall(SYS_move_pages, 0, 1, &pages[k], NULL, &status[k], 0);
+            if (r != 0) break;
+        }
+        if (!left) break;
+        usleep(1000);
+    }
     pthread_mutex_lock(&out);
     printf("T %ld %u %u\n", i, cpu, node);
     printf("M %ld %ld", i, ((unsigned long)p) % page == 0 ? 0L : 1L);
@@ -45,9 +59,10 @@ static void report(long i) {
 static void *work(void *a) { report((long)a); return NULL; }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: placed NTHREADS BYTES\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: placed NTHREADS BYTES [settle]\n"); return 2; }
     int n = atoi(argv[1]);
     bytes = strtoul(argv[2], NULL, 0);
+    settle = argc > 3 && strcmp(argv[3], "settle") == 0;
     pthread_t *t = malloc(n * sizeof *t);
     report(0);
     for (long i = 1; i <= n; i++) pthread_create(&t[i - 1], NULL, work, (void *)i);
