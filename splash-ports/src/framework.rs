@@ -211,8 +211,9 @@ pub struct RunConfig {
     pub rset: String,
     /// `--placement fill|round-robin` (default fill).
     pub placement: Placement,
-    /// `--pin cpu|node`: each thread held to its planned CPU (default) or to the
-    /// RSet's CPUs on its planned node.
+    /// `--pin node|cpu`: each thread held to the RSet's CPUs on its planned node
+    /// (default: the paper's Fill and Round-robin bind a thread to a node) or to its
+    /// planned CPU.
     pub pin: Pin,
     /// `--layout orig|reorg` (default orig).
     pub layout: DataLayout,
@@ -246,7 +247,7 @@ impl Default for RunConfig {
         RunConfig {
             rset: "all".to_owned(),
             placement: Placement::Fill,
-            pin: Pin::Cpu,
+            pin: Pin::Node,
             layout: DataLayout::Orig,
             monitor: None,
             monitor_granularity: None,

@@ -159,7 +159,7 @@ fn fft_results_do_not_depend_on_threads_placement_or_layout() {
         vec!["--placement", "round-robin", "fft", "-t", "-m12", "-p8"],
         vec!["fft", "-m12", "-t", "-p2", "--layout=reorg"],
         vec![
-            "--pin", "node", "--layout", "reorg", "fft", "-m12", "-p4", "-t",
+            "--pin", "cpu", "--layout", "reorg", "fft", "-m12", "-p4", "-t",
         ],
     ] {
         let r = results(&ok(&args));

@@ -61,11 +61,11 @@ COMMON FLAGS (every program):
   --placement fill|round-robin
                            fill: a node's CPUs before the next node (default);
                            round-robin: thread i on node i mod N
-  --pin cpu|node           cpu: each thread held to its planned CPU (default);
-                           node: to the RSet's CPUs on its planned node (the
-                           scheduler may move it between them, never off its
-                           node: reorg stays local; helps on shared or
-                           oversubscribed machines, like OMP_PLACES=numa_domains)
+  --pin node|cpu           node: each thread held to the RSet's CPUs on its
+                           planned node, as the paper binds a thread to a node
+                           (default; the scheduler may move it between them,
+                           never off its node, so reorg stays local; like
+                           OMP_PLACES=numa_domains); cpu: to its planned CPU
   --layout orig|reorg      orig: every shared array striped one page per node
                            (the paper's base case, default); reorg: each thread's
                            partition on its own node, page by page
