@@ -7,7 +7,7 @@
 //! | PARMACS | here |
 //! | --- | --- |
 //! | `CREATE(proc)` x P, `WAIT_FOR_END` | [`Machine::run`]: `f` once on each of P placed threads |
-//! | process id (`Global->id++` under a lock) | [`Proc::id`] (thread `i` is always on the same CPU) |
+//! | process id (`Global->id++` under a lock) | [`Proc::id`] (thread `i` is always on the same node) |
 //! | `BARRIER(bar, P)` | [`Proc::barrier`] (spins briefly, then sleeps) |
 //! | `LOCK`/`UNLOCK` around a global sum | [`Proc::sum_f64`], [`Proc::max_f64`]: in thread order, so results do not depend on timing; `std::sync::Mutex` for other critical sections |
 //! | `G_MALLOC(bytes)` | [`Machine::shared`]: a labelled, placed [`Shared`] array |
@@ -30,13 +30,13 @@
 //!   a policy and not populated; each run of consecutive pages bound for one node
 //!   gets one `mbind(MPOL_BIND, {node})` (so the kernel makes one mapping per run,
 //!   not per page); then every page is faulted in, before any thread touches it.
+//!   Placement therefore never depends on who touches first, and it is checked at
+//!   once ([`Shared::locate`]). A thread whose node is not among the RSet's memory
+//!   nodes gets the nearest of them (by distance, ties to the lowest id).
 //!
 //! Both layouts fault every page in before [`Machine::shared`] returns, by the
 //! team in parallel (each thread an even share of the pages, as the C programs'
 //! workers fault in their parts), so no fault falls in a timed phase.
-//!   Placement therefore never depends on who touches first, and it is checked at
-//!   once ([`Shared::locate`]). A thread whose node is not among the RSet's memory
-//!   nodes gets the nearest of them (by distance, ties to the lowest id).
 //!
 //! # Monitoring
 //!
@@ -770,7 +770,7 @@ impl Machine {
         })
     }
 
-    /// Runs `f` once on every placed thread (thread `i` always on the same CPU) and
+    /// Runs `f` once on every placed thread (thread `i` always on the same node) and
     /// returns when all have ended. The first call starts the `--monitor` session.
     ///
     /// # Errors
