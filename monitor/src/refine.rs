@@ -29,7 +29,7 @@ impl Counted for Report {
 
 impl Counted for Card {
     fn regions(&self) -> Cow<'_, [RegionReport]> {
-        Cow::Owned(self.report().regions)
+        Cow::Owned(Report::from_card(self).regions)
     }
 }
 
@@ -75,15 +75,6 @@ impl Default for RefineOptions {
             merge_adjacent: true,
         }
     }
-}
-
-fn rank(a: &GranuleRef<'_>, b: &GranuleRef<'_>) -> std::cmp::Ordering {
-    b.totals
-        .remote
-        .cmp(&a.totals.remote)
-        .then(b.totals.total().cmp(&a.totals.total()))
-        .then(a.addr.cmp(&b.addr))
-        .then(a.region.id.cmp(&b.region.id))
 }
 
 /// The next round's filters over the `k` granules with the most remote references,
@@ -133,15 +124,9 @@ pub fn plan_next_round_with<C: Counted + ?Sized>(
         })
         .collect();
     if opts.select == Select::Shared {
-        candidates.sort_by(|a, b| {
-            b.totals
-                .total()
-                .cmp(&a.totals.total())
-                .then(a.addr.cmp(&b.addr))
-                .then(a.region.id.cmp(&b.region.id))
-        });
+        candidates.sort_by(GranuleRef::by_references);
     } else {
-        candidates.sort_by(rank);
+        candidates.sort_by(GranuleRef::by_remote);
     }
     candidates.truncate(opts.k);
     candidates.sort_by_key(|g| (g.region.id, g.addr));

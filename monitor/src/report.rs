@@ -42,7 +42,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::card::{CardStats, GranuleCounts, NodeCounts, SecondaryId, SecondarySource};
+use crate::card::{Card, CardStats, GranuleCounts, NodeCounts, SecondaryId, SecondarySource};
 use crate::filter::{Direction, FilterId, TxMask};
 use crate::granularity::Granularity;
 use crate::sample::SamplerStats;
@@ -171,6 +171,28 @@ pub struct GranuleRef<'a> {
     pub totals: NodeCounts,
 }
 
+/// The ranking of granules, written once: the report's top granules and the
+/// refinement's choice of what to zoom into both sort with these.
+impl GranuleRef<'_> {
+    /// Most remote references first, then most references, then the lowest address,
+    /// then the lowest filter id (a total order, so rankings are reproducible).
+    pub fn by_remote(a: &GranuleRef<'_>, b: &GranuleRef<'_>) -> std::cmp::Ordering {
+        b.totals
+            .remote
+            .cmp(&a.totals.remote)
+            .then_with(|| GranuleRef::by_references(a, b))
+    }
+
+    /// Most references first, then the lowest address, then the lowest filter id.
+    pub fn by_references(a: &GranuleRef<'_>, b: &GranuleRef<'_>) -> std::cmp::Ordering {
+        b.totals
+            .total()
+            .cmp(&a.totals.total())
+            .then(a.addr.cmp(&b.addr))
+            .then(a.region.id.cmp(&b.region.id))
+    }
+}
+
 /// A session's report (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -248,6 +270,12 @@ fn hex_range(start: u64, end: u64) -> String {
 }
 
 impl Report {
+    /// The report of a card's counters, with no sampler facts and no labels (build a
+    /// [`SessionFile`] for those and use [`Report::from_session`]).
+    pub fn from_card(card: &Card) -> Report {
+        Report::from_session(&SessionFile::from_card(card, SamplerStats::default()))
+    }
+
     /// The report of a session file's counters.
     pub fn from_session(session: &SessionFile) -> Report {
         let labels = Intervals::new(&session.labels);
@@ -362,14 +390,7 @@ impl Report {
     /// reference come last, by references.
     pub fn top_granules(&self, n: usize) -> Vec<GranuleRef<'_>> {
         let mut all: Vec<GranuleRef<'_>> = self.granules().collect();
-        all.sort_by(|a, b| {
-            b.totals
-                .remote
-                .cmp(&a.totals.remote)
-                .then(b.totals.total().cmp(&a.totals.total()))
-                .then(a.addr.cmp(&b.addr))
-                .then(a.region.id.cmp(&b.region.id))
-        });
+        all.sort_by(GranuleRef::by_remote);
         all.truncate(n);
         all
     }

@@ -4,7 +4,8 @@
 use monitor::refine::{RefineOptions, Select, plan_next_round_with, verdicts_text};
 use monitor::sample::{Access, Sample, SamplerStats};
 use monitor::{
-    Card, Direction, FilterSpec, Granularity, SessionFile, TxMask, line_verdicts, plan_next_round,
+    Card, Direction, FilterSpec, Granularity, Report, SessionFile, TxMask, line_verdicts,
+    plan_next_round,
 };
 
 const PAGE: u64 = 4096;
@@ -57,7 +58,7 @@ fn planner_zooms_into_the_hottest_pages() {
         "pages 8 and 9, adjacent, become one filter of lines"
     );
     // The same from the report and from the saved session.
-    let report = card.report();
+    let report = Report::from_card(&card);
     assert_eq!(plan_next_round(&report, 2, Granularity::LINE), plan);
     let session = SessionFile::from_card(&card, SamplerStats::default());
     assert_eq!(plan_next_round(&session, 2, Granularity::LINE), plan);

@@ -132,7 +132,7 @@ fn unnamed_regions_get_their_hex_range() {
     let mut card = Card::new(1).unwrap();
     card.program(FilterSpec::new(0x2000, 100, Granularity::LINE))
         .unwrap();
-    let report = card.report();
+    let report = Report::from_card(&card);
     assert_eq!(report.regions[0].name, "0x2000..0x2080");
 }
 
@@ -191,7 +191,11 @@ fn csv_rows() {
     card.program(FilterSpec::new(0, PAGE, Granularity::PAGE).name("a, \"b\""))
         .unwrap();
     card.record(&sample(0, 0, Access::Read), 0);
-    assert!(card.report().to_csv().contains("0,\"a, \"\"b\"\"\",0x0,"));
+    assert!(
+        Report::from_card(&card)
+            .to_csv()
+            .contains("0,\"a, \"\"b\"\"\",0x0,")
+    );
 }
 
 #[test]
@@ -319,7 +323,7 @@ fn svg_bins_many_granules_and_survives_empty_reports() {
     for p in 0..1000u64 {
         card.record(&sample(p * 97 * PAGE, (p % 4) as u32, Access::Read), 0);
     }
-    let report = card.report();
+    let report = Report::from_card(&card);
     let svg = report.to_svg(&SvgOptions {
         max_columns: 100,
         ..SvgOptions::default()
@@ -328,7 +332,7 @@ fn svg_bins_many_granules_and_survives_empty_reports() {
     let cells = svg.matches("<title>").count();
     assert!(cells > 0 && cells <= 100 * 4, "{cells} cells");
 
-    let empty = Card::new(2).unwrap().report();
+    let empty = Report::from_card(&Card::new(2).unwrap());
     let svg = empty.to_svg(&SvgOptions::default());
     check_xml(&svg).unwrap();
     assert!(svg.contains("no regions"));

@@ -6,7 +6,6 @@ use std::ops::{Add, BitAnd, BitOr, Sub};
 use serde::Serialize;
 
 use crate::set::{CpuId, CpuSet, NodeId, NodeSet};
-use crate::spec::{self, SpecError};
 use crate::topology::Topology;
 
 /// A set of CPUs plus a set of memory nodes, checked against a [`Topology`].
@@ -94,14 +93,6 @@ impl RSet {
     /// The empty RSet of `topology`.
     pub fn empty(topology: &Topology) -> Self {
         Self::from_checked(topology, CpuSet::new(), NodeSet::new())
-    }
-
-    /// Evaluates a spec such as `node:0-1 - cpu:3` (grammar in [`crate::spec`]).
-    ///
-    /// # Errors
-    /// [`SpecError`] naming the offending token and its byte offset.
-    pub fn parse(spec: &str, topology: &Topology) -> Result<Self, SpecError> {
-        spec::parse(spec, topology)
     }
 
     /// The topology the RSet was checked against.

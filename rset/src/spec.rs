@@ -176,6 +176,20 @@ impl SpecError {
     }
 }
 
+impl RSet {
+    /// Evaluates a spec such as `node:0-1 - cpu:3` (grammar in [`crate::spec`]).
+    ///
+    /// Lives here, beside the grammar, so that the set type does not depend on its
+    /// parser.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming the offending token and its byte offset.
+    pub fn parse(spec: &str, topology: &Topology) -> Result<Self, SpecError> {
+        parse(spec, topology)
+    }
+}
+
+
 /// Evaluates `spec` on `topology`; the same as [`RSet::parse`].
 ///
 /// # Errors

@@ -271,3 +271,9 @@ pub fn futex_wake(word: &std::sync::atomic::AtomicU32) {
         )
     };
 }
+
+/// The page size (`sysconf(_SC_PAGESIZE)`).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}

@@ -34,9 +34,13 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use memmap2::MmapMut;
+
+mod shm;
+
+use self::shm::{map_mut, word};
 
 use crate::card::Card;
 use crate::filter::FilterId;
@@ -94,23 +98,6 @@ pub fn live_dir() -> PathBuf {
             std::env::temp_dir().join(format!("rset-mon-{uid}"))
         }
     }
-}
-
-/// A word of the mapping, accessed atomically (the file is shared with readers).
-fn word(map: &[u8], off: usize) -> &AtomicU64 {
-    let bytes = &map[off..off + 8];
-    // The mapping is page aligned and every offset used is a multiple of 8; an
-    // AtomicU64 view of an aligned, in-bounds u64 is what `AtomicU64::from_ptr` needs.
-    assert!(bytes.as_ptr().cast::<u64>().is_aligned());
-    atomic_at(bytes)
-}
-
-#[allow(unsafe_code)]
-fn atomic_at(bytes: &[u8]) -> &AtomicU64 {
-    // SAFETY: `bytes` is 8 bytes, 8-aligned (checked by the caller), inside a shared
-    // file mapping that outlives the borrow; all access to these words, ours and the
-    // readers', is atomic.
-    unsafe { AtomicU64::from_ptr(bytes.as_ptr().cast_mut().cast::<u64>()) }
 }
 
 /// The writer side, owned by a session.
@@ -288,14 +275,6 @@ impl Drop for LiveWriter {
     }
 }
 
-#[allow(unsafe_code)]
-fn map_mut(file: &File) -> std::io::Result<MmapMut> {
-    // SAFETY: the file is ours (mode 0600); the only other writers are viewers that
-    // write the control words, atomically; every access we make goes through
-    // atomics, so concurrent changes cannot produce undefined behaviour.
-    unsafe { MmapMut::map_mut(file) }
-}
-
 /// One filter's counters as a reader sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveFilter {
@@ -430,6 +409,8 @@ pub fn filter_id(index: usize) -> FilterId {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
     use crate::filter::FilterSpec;
     use crate::granularity::Granularity;

@@ -15,288 +15,30 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+mod counts;
+mod error;
+mod program;
 
-use crate::filter::{FilterId, FilterSpec, TxMask};
-use crate::granularity::GranularityError;
-use crate::report::Report;
-use crate::sample::{Access, DataSource, Sample, SamplerStats};
-use crate::session_file::SessionFile;
+use self::counts::{CELLS, READS, REMOTE, WRITES, bump};
+pub use self::counts::{
+    CardStats, FilterCounts, GranuleCounts, MAX_NODES, NodeCounts, SecondaryCounts,
+};
+pub use self::error::CardError;
+pub use self::program::{
+    SecondaryId, SecondarySource, SecondarySpec, ThresholdEvent, ThresholdHandler, ThresholdId,
+    ThresholdOn,
+};
+use crate::filter::{FilterId, FilterSpec};
+use crate::sample::{DataSource, Sample};
 
 /// The default counter budget in 64-bit cells (64 MiB).
 pub const DEFAULT_COUNTER_BUDGET: u64 = 8 << 20;
 
-/// The most nodes a card counts for.
-pub const MAX_NODES: u32 = 4096;
-
 /// The home node to pass to [`Card::record`] when the page's node is not known.
 pub const UNKNOWN_NODE: u32 = u32::MAX;
 
-const LOCAL: usize = 0;
-const REMOTE: usize = 1;
-const READS: usize = 2;
-const WRITES: usize = 3;
-const CELLS: usize = 4;
-
 const HOME_NONE: u32 = u32::MAX;
 const HOME_MIXED: u32 = 1 << 31;
-
-/// References counted for one accessing node (in one granule, region or area).
-///
-/// `reads + writes` is every counted reference; `local + remote` is the part whose
-/// locality was known (see [`crate::filter`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NodeCounts {
-    /// References served by the accessing node's own memory or caches.
-    pub local: u64,
-    /// References served by another node.
-    pub remote: u64,
-    /// Loads (and references of unknown type).
-    pub reads: u64,
-    /// Stores.
-    pub writes: u64,
-}
-
-impl NodeCounts {
-    /// Every reference counted: reads plus writes.
-    pub fn total(&self) -> u64 {
-        self.reads.saturating_add(self.writes)
-    }
-
-    /// Adds `other` into these counts (saturating).
-    pub fn add(&mut self, other: &NodeCounts) {
-        self.local = self.local.saturating_add(other.local);
-        self.remote = self.remote.saturating_add(other.remote);
-        self.reads = self.reads.saturating_add(other.reads);
-        self.writes = self.writes.saturating_add(other.writes);
-    }
-
-    /// Truth that nothing was counted.
-    pub fn is_zero(&self) -> bool {
-        *self == NodeCounts::default()
-    }
-
-    fn from_cells(cells: &[u64]) -> NodeCounts {
-        NodeCounts {
-            local: cells[LOCAL],
-            remote: cells[REMOTE],
-            reads: cells[READS],
-            writes: cells[WRITES],
-        }
-    }
-}
-
-/// One granule's counters, as read out of a filter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GranuleCounts {
-    /// Bytes from the filter's start to the granule's start.
-    pub offset: u64,
-    /// The home node of the granule's pages, as last reported to [`Card::record`]
-    /// (`None`: never known).
-    pub home_node: Option<u32>,
-    /// Truth that samples reported more than one home node for this granule (pages of
-    /// several nodes in it, or a page that migrated).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub home_mixed: bool,
-    /// Counts per accessing node; nodes with no reference are left out.
-    pub by_node: BTreeMap<u32, NodeCounts>,
-}
-
-impl GranuleCounts {
-    /// The sum over accessing nodes.
-    pub fn totals(&self) -> NodeCounts {
-        let mut t = NodeCounts::default();
-        for c in self.by_node.values() {
-            t.add(c);
-        }
-        t
-    }
-}
-
-/// A filter's programming and its touched granules (ascending offsets), as read out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FilterCounts {
-    /// The filter's handle on the card.
-    pub id: FilterId,
-    /// Its programming.
-    pub spec: FilterSpec,
-    /// The granules with at least one reference.
-    pub granules: Vec<GranuleCounts>,
-}
-
-/// The handle of a secondary counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecondaryId(pub u32);
-
-/// What a secondary counter shadows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecondarySource {
-    /// Every reference this filter counts (so the filter's direction applies).
-    Filter(FilterId),
-    /// Every reference to `start .. start + size`, whatever its direction.
-    Range {
-        /// First byte.
-        start: u64,
-        /// Bytes (not zero).
-        size: u64,
-    },
-}
-
-/// A secondary counter's programming: the card's co-incremented counters that sum a
-/// set of filters or scattered ranges (one data structure on scattered pages), with
-/// their own transaction mask (to split its reads from its writes).
-///
-/// A reference counts once per secondary counter, however many of its sources match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecondarySpec {
-    /// What it shadows (at least one).
-    pub sources: Vec<SecondarySource>,
-    /// Transaction types it counts, among those its sources pass.
-    #[serde(default)]
-    pub mask: TxMask,
-    /// A label for reports.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// A secondary counter as read out: its programming and its counts per accessing node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecondaryCounts {
-    /// Its handle.
-    pub id: SecondaryId,
-    /// Its programming.
-    pub spec: SecondarySpec,
-    /// Counts per accessing node; nodes with no reference are left out.
-    pub by_node: BTreeMap<u32, NodeCounts>,
-}
-
-/// The handle of a threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ThresholdId(pub u32);
-
-/// Which count of a granule (summed over accessing nodes) a threshold watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ThresholdOn {
-    /// Remote references (the card's hot-spot interrupt).
-    #[default]
-    Remote,
-    /// All references.
-    Total,
-}
-
-/// What a threshold handler is told: a granule's count reached the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThresholdEvent {
-    /// The threshold that fired.
-    pub threshold: ThresholdId,
-    /// Its filter.
-    pub filter: FilterId,
-    /// The granule's index in the filter.
-    pub granule: u64,
-    /// The granule's first byte.
-    pub addr: u64,
-    /// The granule's count (summed over accessing nodes) when it fired.
-    pub count: u64,
-    /// Which count.
-    pub on: ThresholdOn,
-    /// The accessing node of the reference that crossed it.
-    pub node: u32,
-    /// That reference's time, nanoseconds since the session started.
-    pub time_ns: u64,
-}
-
-/// A threshold's handler: the card's interrupt.
-pub type ThresholdHandler = Box<dyn FnMut(ThresholdEvent) + Send>;
-
-/// What the card saw, besides its counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CardStats {
-    /// Samples given to [`Card::record`].
-    pub samples: u64,
-    /// Samples counted by at least one filter.
-    pub matched: u64,
-    /// Samples no filter counted.
-    pub unmatched: u64,
-    /// Samples dropped because their accessing node is not below the node count.
-    pub bad_node: u64,
-    /// Samples whose locality nothing told (counted as neither local nor remote).
-    pub unknown_locality: u64,
-}
-
-/// Why the card refused a programming request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CardError {
-    /// A card needs at least one node.
-    #[error("a card needs at least one node")]
-    NoNodes,
-    /// More nodes than [`MAX_NODES`].
-    #[error("{0} nodes is more than the {MAX_NODES} a card counts for")]
-    TooManyNodes(u32),
-    /// The granularity is not valid.
-    #[error(transparent)]
-    Granularity(#[from] GranularityError),
-    /// A filter of size zero.
-    #[error("the filter at {start:#x} has size 0")]
-    EmptyFilter {
-        /// Its start.
-        start: u64,
-    },
-    /// A range of size zero for a secondary counter.
-    #[error("the secondary range at {start:#x} has size 0")]
-    EmptyRange {
-        /// Its start.
-        start: u64,
-    },
-    /// The range runs past the end of the address space.
-    #[error(
-        "the range {start:#x} + {size:#x} (whole granules) passes the end of the address space"
-    )]
-    AddressOverflow {
-        /// Its start.
-        start: u64,
-        /// Its size.
-        size: u64,
-    },
-    /// A mask that passes nothing.
-    #[error("the transaction mask passes neither reads nor writes")]
-    EmptyMask,
-    /// A node named that the card does not count.
-    #[error("node {node} is out of range (the card counts nodes 0..{nodes})")]
-    NodeOutOfRange {
-        /// The node named.
-        node: u32,
-        /// The card's node count.
-        nodes: u32,
-    },
-    /// Programming this would pass the counter budget.
-    #[error(
-        "{requested} counters requested but only {available} of the budget of {budget} are free"
-    )]
-    BudgetExceeded {
-        /// Counters (64-bit cells) the request needs.
-        requested: u64,
-        /// Counters still free.
-        available: u64,
-        /// The whole budget.
-        budget: u64,
-    },
-    /// No filter has this handle.
-    #[error("{0} is not programmed")]
-    UnknownFilter(FilterId),
-    /// A secondary counter with no source.
-    #[error("a secondary counter needs at least one source")]
-    EmptySecondary,
-    /// A threshold of zero references.
-    #[error("a threshold must be at least 1")]
-    ZeroThreshold,
-    /// More filters, secondary counters or thresholds than handles can name.
-    #[error("too many {0} for 32-bit handles")]
-    TooMany(&'static str),
-}
 
 struct Filter {
     spec: FilterSpec,
@@ -358,19 +100,6 @@ impl fmt::Debug for Card {
             .field("thresholds", &self.thresholds.len())
             .field("stats", &self.stats)
             .finish()
-    }
-}
-
-fn bump(cells: &mut [u64], remote: Option<bool>, access: Access) {
-    match remote {
-        Some(true) => cells[REMOTE] += 1,
-        Some(false) => cells[LOCAL] += 1,
-        None => {}
-    }
-    if access == Access::Write {
-        cells[WRITES] += 1;
-    } else {
-        cells[READS] += 1;
     }
 }
 
@@ -878,11 +607,5 @@ impl Card {
                     .collect(),
             })
             .collect()
-    }
-
-    /// The report of the card's counters, with no sampler facts and no labels (build a
-    /// [`SessionFile`] for those).
-    pub fn report(&self) -> Report {
-        Report::from_session(&SessionFile::from_card(self, SamplerStats::default()))
     }
 }
