@@ -1,6 +1,13 @@
 //! Ground truth in the emulated NUMA machine, in the style of numatop's `mgen`:
 //! threads placed on known nodes read and write regions placed on known nodes with
 //! known frequencies; the monitor's estimates must match what the threads counted.
+//!
+//! # Safety
+//!
+//! The test program itself: its threads reference the watched regions through raw
+//! addresses (volatile loads and stores the sampler must see), inside mappings the
+//! test owns for the whole run.
+#![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -1,6 +1,13 @@
 //! The page-protection sampler on the host: counts proportional to references,
 //! reads told from writes, other SIGSEGVs chained to the program's own handler,
 //! unmapped ranges survived, system calls protected by `pause`.
+//!
+//! # Safety
+//!
+//! The test program itself: it references watched memory through raw addresses (volatile
+//! loads and stores the sampler must see) and installs its own signal handlers; each
+//! block says which mapping it touches.
+#![allow(unsafe_code)]
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -189,7 +189,6 @@ impl RSet {
     }
 }
 
-
 /// Evaluates `spec` on `topology`; the same as [`RSet::parse`].
 ///
 /// # Errors
