@@ -7,10 +7,10 @@
 //!
 //! | module | command | what is in it |
 //! | --- | --- | --- |
-//! | [`rset`](crate::rset) | `rset` | `show`, `calc`, `bind`; RSet partitions (`rset part`) get a file here |
+//! | [`rset`] | `rset` | `show`, `calc`, `bind`; RSet partitions (`rset part`) get a file here |
 //! | [`run`] | `rset-run` | arguments, the plan handed to the preloaded library, the report; the adaptation loop (`--adapt`) gets a file here |
 //! | [`mon`] | `rset-mon` | `record`, `refine`, `report`, their value parsers, the passive marker |
-//! | [`bench`] | `rset-bench` | the latency and bandwidth kernels; the command in [`bench::cmd`] (`lat`, `bw`, `matrix`) |
+//! | [`bench`](mod@bench) | `rset-bench` | the latency and bandwidth kernels; the command in [`bench::cmd`] (`lat`, `bw`, `matrix`) |
 //! | `top` | `rset-top` | (to come) the live view, a ratatui TUI, gets this folder |
 //!
 //! Shared by several commands: [`cli`] (a failure with its exit status, output

@@ -4,12 +4,12 @@
 //! - **Threads** (`rset-run`): `pthread_create` is wrapped; each new thread gets the
 //!   next slot of the plan in creation order (the main thread is slot 0) and, from
 //!   inside itself before its start routine runs, binds its CPU and memory and sets
-//!   its allocator policy. See [`place`].
+//!   its allocator policy. See `place.rs`.
 //! - **Heap**: the whole `malloc` family is served by the NUMA allocator of
 //!   `alloc-policies` ([`alloc_policies::cmalloc`]), so every heap block follows the
 //!   policy of the thread that asks for it (float: first touch, as glibc would).
 //! - **Monitor** (`rset-mon record`): the software sampler watches the program's
-//!   large heap blocks (or given ranges) and writes a session at exit. See [`record`].
+//!   large heap blocks (or given ranges) and writes a session at exit. See `record.rs`.
 //!
 //! Configuration comes from the environment, decoded and checked by the protocol
 //! crate ([`rset_protocol`], shared with the tools).

@@ -1,7 +1,7 @@
 //! `rset-mon`: the Opium-style remote-access monitor's command line. One file per
-//! subcommand ([`record`], [`refine`], [`report`]), the values they parse
-//! ([`args`]), and the marker that keeps the preloaded library away from
-//! rset-mon itself ([`passive`]).
+//! subcommand (`record.rs`, `refine.rs`, `report.rs`), the arguments (`cli.rs`)
+//! and the values they parse (`args.rs`), and the marker that keeps the preloaded
+//! library away from rset-mon itself ([`passive`]).
 
 mod args;
 mod cli;

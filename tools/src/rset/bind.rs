@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use ::rset::RSet;
 use clap::Args;
 
-use super::{TopologyArg, load};
+use super::source::TopologyArg;
 use crate::cli::Failure;
 
 #[derive(Args)]
@@ -19,9 +19,7 @@ pub(super) struct BindArgs {
 }
 
 pub(super) fn bind(args: &BindArgs) -> Result<(), Failure> {
-    let topo = load(&TopologyArg {
-        topology: "system".into(),
-    })?;
+    let topo = TopologyArg::system().load()?;
     let rset = RSet::parse(&args.spec, &topo).map_err(Failure::usage)?;
     ::rset::bind::bind_current_thread(&rset).map_err(|e| Failure {
         message: e.to_string(),

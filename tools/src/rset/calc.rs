@@ -4,7 +4,7 @@ use ::rset::{Placement, Plan, RSet};
 use clap::Args;
 use serde::Serialize;
 
-use super::{TopologyArg, load};
+use super::source::TopologyArg;
 use crate::cli::{Failure, emit, json};
 
 #[derive(Args)]
@@ -39,7 +39,7 @@ struct CalcJson<'a> {
 }
 
 pub(super) fn calc(args: &CalcArgs) -> Result<(), Failure> {
-    let topo = load(&args.topology)?;
+    let topo = args.topology.load()?;
     let rset = RSet::parse(&args.spec, &topo).map_err(Failure::usage)?;
     let plan = match args.threads {
         Some(n) => Some(::rset::plan(&rset, args.placement, n).map_err(Failure::usage)?),

@@ -1,19 +1,18 @@
 //! `rset`: the machine's NUMA topology, resource-set specs, thread plans and
-//! binding. One file per subcommand: [`show`], [`calc`], [`bind`] (a new
-//! subcommand such as `rset part`, RSet partitions, gets its own file here).
+//! binding. One file per subcommand (`show.rs`, `calc.rs`, `bind.rs`; a new one
+//! such as `rset part`, RSet partitions, gets its own file here) and the
+//! `--topology` option they share (`source.rs`).
 //!
 //! (This module is the *command*; `::rset` is the library crate it drives.)
 
 mod bind;
 mod calc;
 mod show;
+mod source;
 
 use std::process::ExitCode;
 
-use ::rset::Topology;
-use clap::{Args, Parser, Subcommand};
-
-use crate::cli::Failure;
+use clap::{Parser, Subcommand};
 
 const GRAMMAR: &str = "\
 RESOURCE SPECS (shared by every rset tool):
@@ -58,14 +57,6 @@ enum Command {
     Bind(bind::BindArgs),
 }
 
-#[derive(Args)]
-struct TopologyArg {
-    /// Plan for another machine: `synthetic:DESC` (hwloc synthetic, e.g.
-    /// `synthetic:pack:2 numa:2 core:4 pu:2`) or `xml:FILE` (from `lstopo foo.xml`).
-    #[arg(long, value_name = "SOURCE", default_value = "system")]
-    topology: String,
-}
-
 /// The `rset` command: parses the arguments, runs the subcommand, and gives the
 /// exit status.
 pub fn main() -> ExitCode {
@@ -79,9 +70,4 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => f.report("rset"),
     }
-}
-
-/// The topology `--topology` names.
-fn load(source: &TopologyArg) -> Result<Topology, Failure> {
-    Topology::from_source(&source.topology).map_err(Failure::usage)
 }

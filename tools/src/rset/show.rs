@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{TopologyArg, load};
+use super::source::TopologyArg;
 use crate::cli::{Failure, emit, json};
 
 #[derive(Args)]
@@ -19,7 +19,7 @@ fn mib(bytes: u64) -> String {
 }
 
 pub(super) fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let topo = load(&args.topology)?;
+    let topo = args.topology.load()?;
     if args.json {
         return json(&topo);
     }

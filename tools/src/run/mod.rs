@@ -1,9 +1,9 @@
 //! `rset-run`: places every thread and every heap block of an unmodified program.
 //!
-//! The plan ([`plan`]) is a [`RunConfig`] handed to `librset_preload.so` in the
-//! environment ([`rset_protocol`]); the program is exec'd, or, with `--report`, run
-//! as a child whose log becomes the report ([`report`]). (An adaptation loop,
-//! `--adapt`, gets its own file here.)
+//! The arguments are in `cli.rs`. The plan (`plan.rs`) is a [`RunConfig`] handed
+//! to `librset_preload.so` in the environment ([`rset_protocol`]); the program is
+//! exec'd, or, with `--report`, run as a child whose log becomes the report
+//! (`report.rs`). (The adaptation loop, `--adapt`, gets its own file here.)
 
 mod cli;
 mod plan;

@@ -1,6 +1,6 @@
 //! `rset-bench`, the command: parses, runs the kernels of [`crate::bench`] and
-//! prints. One file per subcommand ([`lat`], [`bw`], [`matrix`]); what they share
-//! (timing options, the machine, progress) is in [`setup`].
+//! prints. One file per subcommand (`lat.rs`, `bw.rs`, `matrix.rs`); what they
+//! share (timing options, the machine, progress) is in `setup.rs`.
 
 mod bw;
 mod lat;
@@ -10,9 +10,6 @@ mod setup;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-use crate::bench::RunError;
-use crate::cli::Failure;
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -96,19 +93,6 @@ pub fn main() -> ExitCode {
         Err(f) => {
             eprintln!("rset-bench: {}", f.message);
             ExitCode::from(f.code)
-        }
-    }
-}
-
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Failure {
-        let code = match e {
-            RunError::Usage(_) => 2,
-            RunError::System(_) => 1,
-        };
-        Failure {
-            message: e.to_string(),
-            code,
         }
     }
 }

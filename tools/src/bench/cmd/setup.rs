@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rset::{RSet, Topology};
 
 use crate::bench::run::MemSpec;
-use crate::bench::{HugePages, Machine, parse_size};
+use crate::bench::{HugePages, Machine, RunError, parse_size};
 use crate::cli::Failure;
 
 #[derive(Args, Clone)]
@@ -149,4 +149,18 @@ pub(super) fn pages(map: &std::collections::BTreeMap<u32, usize>) -> String {
         .map(|(n, c)| format!("{n}:{:.0}%", 100.0 * *c as f64 / total as f64))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A kernel's refusal: bad arguments (2) or the system's (1).
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        let code = match e {
+            RunError::Usage(_) => 2,
+            RunError::System(_) => 1,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
+    }
 }
