@@ -16,23 +16,15 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod env;
 mod error;
 mod mon;
 pub mod policy_text;
 mod record;
 mod run;
 
+pub use env::{LIBRARY, MON_ENV, PASSIVE_SYMBOL, RUN_ENV};
 pub use error::ProtocolError;
 pub use mon::MonConfig;
 pub use record::{PolicyPages, Record};
 pub use run::{RunConfig, Slot};
-
-/// Environment variable holding a [`RunConfig`] as JSON.
-pub const RUN_ENV: &str = "RSET_RUN";
-/// Environment variable holding a [`MonConfig`] as JSON.
-pub const MON_ENV: &str = "RSET_MON";
-/// Name of the preloaded library.
-pub const LIBRARY: &str = "librset_preload.so";
-/// A symbol a program exports (`-Wl,--export-dynamic-symbol=`) to make the library
-/// leave it alone: no binding, no policy, no monitor (the rset tools themselves).
-pub const PASSIVE_SYMBOL: &str = "rset_preload_passive";

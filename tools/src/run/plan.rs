@@ -139,3 +139,63 @@ pub(super) fn print(cli: &Cli, config: &RunConfig) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use rset::NodeId;
+
+    use super::*;
+
+    /// Two nodes of two CPUs each.
+    fn machine() -> Topology {
+        Topology::from_synthetic("pack:1 numa:2 core:2 pu:1").expect("synthetic machine")
+    }
+
+    fn config_for(args: &[&str]) -> Result<RunConfig, Failure> {
+        let cli = Cli::parse_from(["rset-run"].iter().chain(args).chain(&["--", "true"]));
+        let topo = machine();
+        let rset = RSet::parse(&cli.rset, &topo).expect("spec");
+        config(&cli, &topo, &rset)
+    }
+
+    #[test]
+    fn the_plan_is_what_the_library_accepts() {
+        for args in [
+            &["--mem", "local"][..],
+            &["--mem", "striped:4", "--threads", "round-robin"],
+            &["--rset", "node:1", "--skip", "3,1-2"],
+        ] {
+            let cfg = config_for(args).unwrap();
+            let back = RunConfig::from_env_value(&cfg.to_env_value().unwrap());
+            assert_eq!(back.as_ref(), Ok(&cfg), "{args:?}");
+        }
+        assert_eq!(config_for(&["--skip", "3,1-2"]).unwrap().skip, [1, 2, 3]);
+    }
+
+    #[test]
+    fn remote_becomes_the_other_node_of_each_slot() {
+        let cfg = config_for(&["--mem", "remote"]).unwrap();
+        for s in &cfg.slots {
+            assert_eq!(s.policy, Policy::RemoteTo(NodeId(1 - s.node.0)), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_speak_of_the_command_line() {
+        let message = |args: &[&str]| config_for(args).unwrap_err().message;
+        assert_eq!(
+            message(&["--rset", "node:0", "--mem", "striped:4"]),
+            "--mem striped:4 stripes over every memory node (0-1), but the RSet `node:0` has \
+             only 0: use --rset all or another policy"
+        );
+        for mem in ["bind:0", "interleave:0-1", "remote:1"] {
+            assert_eq!(
+                message(&["--mem", mem]),
+                format!("--mem {mem}: rset-run takes float, local, remote or striped:K")
+            );
+        }
+        assert!(message(&["--mem", "stripd:2"]).starts_with("--mem stripd:2: "));
+        assert!(message(&["--skip", "1-x"]).starts_with("--skip 1-x: "));
+    }
+}
