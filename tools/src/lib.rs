@@ -19,9 +19,9 @@
 //! tools tell the library, and what it writes back, is the `rset-protocol` crate
 //! ([`rset_protocol`]), which the library uses too.
 //!
-//! Unsafe code is denied here; the files that opt back in (`#![allow(unsafe_code)]`
-//! with a `# Safety` paragraph) are `bench/huge.rs` (`madvise`) and
-//! `mon/passive.rs` (the unmangled marker symbol).
+//! Unsafe code is denied here; the files that opt back in, each with a `# Safety`
+//! paragraph, are `bench/huge.rs` (`madvise`) and `mon/passive.rs` (the
+//! unmangled marker symbol).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
