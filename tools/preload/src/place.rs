@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use alloc_policies::{Policy, set_thread_policy};
+use rset_protocol::{PolicyPages, ProtocolError, Record, RunConfig};
 
 use crate::log;
-use rset_protocol::{PolicyPages, ProtocolError, Record, RunConfig};
 
 /// Distinct policies counted (more are counted under the last).
 const POLICIES: usize = 16;

@@ -13,9 +13,9 @@ use std::sync::{Mutex, OnceLock};
 
 use monitor::session::Session;
 use monitor::{FilterSpec, Granularity, Label};
+use rset_protocol::MonConfig;
 
 use crate::log;
-use rset_protocol::MonConfig;
 
 struct Mon {
     cfg: MonConfig,
