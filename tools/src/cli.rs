@@ -66,16 +66,3 @@ pub fn json(value: &impl Serialize) -> Result<(), Failure> {
         .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;
     emit(&(text + "\n"))
 }
-
-impl From<crate::bench::RunError> for Failure {
-    fn from(e: crate::bench::RunError) -> Failure {
-        let code = match e {
-            crate::bench::RunError::Usage(_) => 2,
-            crate::bench::RunError::System(_) => 1,
-        };
-        Failure {
-            message: e.to_string(),
-            code,
-        }
-    }
-}

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::cli::Failure;
-use crate::preload_protocol::LIBRARY;
+use rset_protocol::LIBRARY;
 
 /// Why a program cannot be started under the preload.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,12 +1,33 @@
-//! Library side of the rset command-line tools.
+//! The rset command-line tools, laid out by command.
 //!
-//! The binaries in `src/bin/` are thin: they parse arguments, print tables and JSON.
-//! Code that is worth testing on its own, or reusing, lives here; today that is
-//! [`bench`], the memory latency and bandwidth kernels behind `rset-bench`.
+//! Each binary in `src/bin/` is one line: it calls the `main` of its command's
+//! module here, which parses the arguments (clap), runs, prints, and gives the
+//! exit status. Each command has a folder of its own, one file per subcommand or
+//! concern:
+//!
+//! | module | command | what is in it |
+//! | --- | --- | --- |
+//! | [`rset`] | `rset` | `show`, `calc`, `bind`; RSet partitions (`rset part`) get a file here |
+//! | [`run`] | `rset-run` | arguments, the plan handed to the preloaded library, the report; the adaptation loop (`--adapt`) gets a file here |
+//! | [`mon`] | `rset-mon` | `record`, `refine`, `report`, their value parsers, the passive marker |
+//! | [`bench`](mod@bench) | `rset-bench` | the latency and bandwidth kernels; the command in [`bench::cmd`] (`lat`, `bw`, `matrix`) |
+//! | `top` | `rset-top` | (to come) the live view, a ratatui TUI, gets this folder |
+//!
+//! Shared by several commands: [`cli`] (a failure with its exit status, output
+//! that survives a closed pipe, JSON) and [`launch`] (starting an unmodified
+//! program under `librset_preload.so`, for `rset-run` and `rset-mon`). What the
+//! tools tell the library, and what it writes back, is the `rset-protocol` crate
+//! ([`rset_protocol`]), which the library uses too.
+//!
+//! Unsafe code is denied here; the files that opt back in, each with a `# Safety`
+//! paragraph, are `bench/huge.rs` (`madvise`) and `mon/passive.rs` (the
+//! unmangled marker symbol).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod bench;
 pub mod cli;
 pub mod launch;
-pub mod preload_protocol;
+pub mod mon;
+pub mod rset;
+pub mod run;

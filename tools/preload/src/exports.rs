@@ -1,5 +1,16 @@
 //! The C functions this library defines in place of glibc's: `pthread_create` and
 //! the `malloc` family. Each one is a thin shell over safe code elsewhere.
+//!
+//! # Safety
+//! Unsafe for three reasons, each written down where it happens:
+//! - `#[unsafe(no_mangle)]`: these symbols replace glibc's for the whole process,
+//!   so each keeps its C signature and contract exactly (the pointer-taking ones
+//!   are `unsafe extern "C" fn`s whose `# Safety` is the C function's);
+//! - a thread's start data crosses `pthread_create` as a raw pointer: a
+//!   `Box<Start>` leaked for the new thread alone, taken back exactly once (by the
+//!   thread, or here when creation failed);
+//! - the real definitions found with `dlsym` are called through the function type
+//!   of the C declaration they were looked up for (see `real.rs`).
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};

@@ -1,5 +1,11 @@
 //! Lines appended to the report log: one `write` per line on an `O_APPEND` file,
 //! so that the threads and processes of a run never interleave within a line.
+//!
+//! # Safety
+//! Raw `open(2)` and `write(2)`, not `std::fs`: they run inside any program's
+//! threads, from the allocator's hooks and at `exit`, where nothing may allocate
+//! behind our back or take a lock. Each passes a NUL-terminated path or a live
+//! buffer with its exact length; a failure is ignored (the log is best effort).
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -3,14 +3,13 @@
 //! itself before its start routine runs; pages placed counted per policy and node.
 
 use std::cell::Cell;
-use std::str::FromStr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use alloc_policies::{Policy, set_thread_policy};
+use rset_protocol::{PolicyPages, ProtocolError, Record, RunConfig};
 
 use crate::log;
-use crate::protocol::{PolicyPages, Record, RunConfig};
 
 /// Distinct policies counted (more are counted under the last).
 const POLICIES: usize = 16;
@@ -21,8 +20,8 @@ struct State {
     cfg: RunConfig,
     /// Per slot: index into `policies`.
     slot_policy: Vec<usize>,
-    /// Distinct policies, leaked so that threads can keep pointers to them.
-    policies: Vec<(String, &'static Policy)>,
+    /// Distinct policies of the plan (a row of `PAGES` each).
+    policies: Vec<Policy>,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -77,26 +76,24 @@ fn count_one() {
     }
 }
 
-/// Reads the configuration; `Err` names what is wrong with it.
-pub fn init(json: &str) -> Result<(), String> {
-    let cfg: RunConfig =
-        serde_json::from_str(json).map_err(|e| format!("bad {}: {e}", crate::protocol::RUN_ENV))?;
-    if cfg.slots.is_empty() {
-        return Err("the plan has no slots".into());
-    }
-    let mut policies: Vec<(String, &'static Policy)> = Vec::new();
-    let mut slot_policy = Vec::with_capacity(cfg.slots.len());
-    for s in &cfg.slots {
-        let i = match policies.iter().position(|(name, _)| *name == s.policy) {
+/// Reads the configuration (the value of `RSET_RUN`).
+///
+/// # Errors
+/// What [`RunConfig::from_env_value`] refuses.
+pub fn init(value: &str) -> Result<(), ProtocolError> {
+    let cfg = RunConfig::from_env_value(value)?;
+    let mut policies: Vec<Policy> = Vec::new();
+    let slot_policy = cfg
+        .slots
+        .iter()
+        .map(|s| match policies.iter().position(|p| *p == s.policy) {
             Some(i) => i,
             None => {
-                let p = Policy::from_str(&s.policy).map_err(|e| format!("slot policy: {e}"))?;
-                policies.push((s.policy.clone(), Box::leak(Box::new(p))));
+                policies.push(s.policy.clone());
                 policies.len() - 1
             }
-        };
-        slot_policy.push(i);
-    }
+        })
+        .collect();
     if let Some(path) = &cfg.log {
         log::open(path);
     }
@@ -116,7 +113,7 @@ pub fn next_thread() -> (usize, Option<usize>) {
 
 fn take_slot(created: usize) -> Option<usize> {
     let st = STATE.get()?;
-    if st.cfg.skip.contains(&created) {
+    if st.cfg.skips(created) {
         return None;
     }
     Some(NEXT_SLOT.fetch_add(1, Ordering::Relaxed))
@@ -143,29 +140,28 @@ pub fn place_current(created: usize, slot: Option<usize>) {
         set_thread_policy(&FLOAT);
         return;
     };
-    let nodes: Vec<u32> = st.cfg.rset_nodes.clone();
-    let (policy_name, bound) = match slot {
+    let (policy, bound) = match slot {
         Some(s) => {
             let i = s % st.cfg.slots.len();
             let slot = &st.cfg.slots[i];
             let pi = st.slot_policy[i];
-            let (name, policy) = &st.policies[pi];
+            let policy = &st.policies[pi];
             set_thread_policy(policy);
             CURRENT.with(|c| c.set(pi));
-            let cpu = rset::sys::affinity::set_affinity(None, &[slot.cpu]);
-            let mem = rset::sys::mempolicy::set_mempolicy(rset::sys::mempolicy::Mode::Bind, &nodes);
+            let cpu = rset::sys::affinity::set_affinity(None, &[slot.cpu.0]);
+            let mem = rset::sys::mempolicy::set_mempolicy(
+                rset::sys::mempolicy::Mode::Bind,
+                &st.cfg.rset_nodes,
+            );
             (
-                name.clone(),
-                cpu.and(mem).map_err(|e| format!("CPU {}: {e}", slot.cpu)),
+                policy,
+                cpu.and(mem).map_err(|e| format!("CPU {}: {e}", slot.cpu.0)),
             )
         }
         None => {
             set_thread_policy(&FLOAT);
             let cpu = rset::sys::affinity::set_affinity(None, &st.cfg.rset_cpus);
-            (
-                "float".to_string(),
-                cpu.map_err(|e| format!("CPUs of the RSet: {e}")),
-            )
+            (&FLOAT, cpu.map_err(|e| format!("CPUs of the RSet: {e}")))
         }
     };
     // Read back where the thread runs now: the report states facts, not the plan.
@@ -184,7 +180,7 @@ pub fn place_current(created: usize, slot: Option<usize>) {
             None => "skipped".to_string(),
         };
         log::stderr(&format!(
-            "rset-run: pid {pid} thread {created} (tid {tid}): {what}, CPU {cpu}, node {node}, memory {policy_name}\n"
+            "rset-run: pid {pid} thread {created} (tid {tid}): {what}, CPU {cpu}, node {node}, memory {policy}\n"
         ));
     }
     let rec = Record::Thread {
@@ -194,7 +190,7 @@ pub fn place_current(created: usize, slot: Option<usize>) {
         slot: slot.map(|s| s % st.cfg.slots.len()),
         cpu,
         node,
-        policy: policy_name,
+        policy: policy.clone(),
     };
     if let Ok(line) = serde_json::to_string(&rec) {
         log::append(line);
@@ -226,7 +222,7 @@ fn count_large(size: usize) {
     }
     let row = &PAGES[pi.min(POLICIES - 1)];
     let node_ix = |n: u32| (n as usize).min(NODES - 1);
-    match st.policies[pi].1 {
+    match st.policies[pi] {
         Policy::Float => {
             row[NODES].fetch_add(pages, Ordering::Relaxed);
         }
@@ -264,11 +260,11 @@ pub fn exit_record() {
     let Some(st) = STATE.get() else { return };
     let mut pages = Vec::new();
     for (pi, row) in PAGES.iter().enumerate() {
-        let name = if pi == POLICIES - 1 && st.policies.len() < POLICIES {
-            "float".to_string()
+        let policy = if pi == POLICIES - 1 && st.policies.len() < POLICIES {
+            Policy::Float
         } else {
             match st.policies.get(pi) {
-                Some((n, _)) => n.clone(),
+                Some(p) => p.clone(),
                 None => continue,
             }
         };
@@ -281,10 +277,7 @@ pub fn exit_record() {
             })
             .collect();
         if !nodes.is_empty() || pi < st.policies.len() {
-            pages.push(PolicyPages {
-                policy: name,
-                nodes,
-            });
+            pages.push(PolicyPages { policy, nodes });
         }
     }
     let exe = std::fs::read_link("/proc/self/exe")

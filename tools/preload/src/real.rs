@@ -1,4 +1,9 @@
 //! The definitions our exports hide: `dlsym(RTLD_NEXT, name)`, looked up once.
+//!
+//! # Safety
+//! `dlsym` takes NUL-terminated names (`&CStr`); an address it returns is turned
+//! into a function pointer only with the type of the C function looked up, and
+//! called with the arguments our caller's contract guarantees.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_int, c_void};

@@ -13,9 +13,9 @@ use std::sync::{Mutex, OnceLock};
 
 use monitor::session::Session;
 use monitor::{FilterSpec, Granularity, Label};
+use rset_protocol::MonConfig;
 
 use crate::log;
-use crate::protocol::MonConfig;
 
 struct Mon {
     cfg: MonConfig,
@@ -69,13 +69,10 @@ fn as_monitor<R>(f: impl FnOnce() -> R) -> R {
 /// Starts monitoring from the configuration, if this process is the one
 /// `rset-mon` started.
 pub fn init(json: &str) {
-    let cfg: MonConfig = match serde_json::from_str(json) {
+    let cfg = match MonConfig::from_env_value(json) {
         Ok(c) => c,
         Err(e) => {
-            log::stderr(&format!(
-                "rset-mon: bad {}: {e}; not monitoring\n",
-                crate::protocol::MON_ENV
-            ));
+            log::stderr(&format!("rset-mon: {e}; not monitoring\n"));
             return;
         }
     };
@@ -135,10 +132,8 @@ extern "C" fn fork_child() {
     std::mem::forget(FORK_PAUSE.lock().unwrap_or_else(|p| p.into_inner()).take());
 }
 
-#[allow(unsafe_code)]
 fn register_fork_handlers() {
-    // SAFETY: three plain extern "C" functions that live as long as the process.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    crate::lifecycle::at_fork(fork_prepare, fork_parent, fork_child);
 }
 
 /// A heap block of `size` bytes was handed out at `addr`.

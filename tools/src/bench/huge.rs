@@ -3,7 +3,8 @@
 //!
 //! # Safety
 //!
-//! The one `unsafe` call of this crate is `madvise(2)` with `MADV_HUGEPAGE` or
+//! The one `unsafe` call of this crate (its other unsafe item is the marker symbol
+//! in `mon/passive.rs`) is `madvise(2)` with `MADV_HUGEPAGE` or
 //! `MADV_NOHUGEPAGE` over memory the caller borrows: that advice only changes how
 //! the range is backed (huge or base pages), never its contents or its mapping, so
 //! it is sound for any range of a live, borrowed mapping.

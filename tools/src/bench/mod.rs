@@ -1,5 +1,7 @@
 //! Memory latency and bandwidth kernels for `rset-bench`: the synthetic tests of the
 //! IBM ccNUMA paper (section 6, Fig. 5-7) on resource sets and placement policies.
+//! The command that drives them (parsing, progress, tables, JSON, plots) is
+//! [`cmd`].
 //!
 //! # Latency: a dependent pointer chase ([`chase`])
 //!
@@ -33,6 +35,7 @@
 
 pub mod cache;
 pub mod chase;
+pub mod cmd;
 pub mod huge;
 pub mod machine;
 pub mod plot;
