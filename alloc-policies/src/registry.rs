@@ -408,6 +408,7 @@ mod tests {
     const BASE: usize = 0x7ff0_0000_0000;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn find_register_and_unregister() {
         let a = register(heap(BASE, 100, "a").with_policy("local"));
         let b = register(heap(BASE + 1000, 10, "b"));
@@ -424,6 +425,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn a_stale_entry_at_the_same_address_is_replaced() {
         let addr = BASE + 0x10_0000;
         let old = register(heap(addr, 8, "old"));
@@ -434,6 +436,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn allocations_print_on_one_line() {
         let mut a = heap(0x1000, 64, "grid").with_policy("striped:4");
         a.id = AllocId(3);

@@ -336,3 +336,126 @@ fn apply(placement: Placement, start: NonNull<u8>, len: usize, page: usize) -> R
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rset::NodeId;
+
+    /// Nodes 0 and 1 with memory, node 2 with a CPU and no memory.
+    fn machine() -> Machine {
+        Machine::synthetic(&[&[10, 20, 30], &[20, 10, 30], &[30, 30, 10]], &[2], 1)
+    }
+
+    fn mask(nodes: &[u8]) -> NodeMask {
+        nodes.iter().fold(NodeMask::default(), |m, &n| m.with(n))
+    }
+
+    fn set(nodes: &[u32]) -> rset::NodeSet {
+        nodes.iter().map(|&n| NodeId(n)).collect()
+    }
+
+    #[test]
+    fn policies_resolve_over_the_memory_nodes() {
+        let m = machine();
+        let both = mask(&[0, 1]);
+        assert_eq!(resolve(&m, &Policy::Local, 0), Ok(Placement::Node(0)));
+        assert_eq!(
+            resolve(&m, &Policy::Local, 2),
+            Err(NumaAllocError::LocalWithoutMemory { node: NodeId(2) })
+        );
+        assert_eq!(resolve(&m, &Policy::Remote, 0), Ok(Placement::Node(1)));
+        assert_eq!(resolve(&m, &Policy::Remote, 2), Ok(Placement::Node(0)));
+        assert_eq!(
+            resolve(&m, &Policy::RemoteTo(NodeId(0)), 0),
+            Err(NumaAllocError::RemoteIsLocal { node: NodeId(0) })
+        );
+        assert_eq!(
+            resolve(&m, &Policy::RemoteTo(NodeId(2)), 0),
+            Err(NumaAllocError::NoSuchNode { node: NodeId(2) })
+        );
+        let striped = |k| Policy::Striped {
+            stride_pages: crate::Stride::new(k).unwrap(),
+        };
+        assert_eq!(resolve(&m, &striped(1), 0), Ok(Placement::Interleave(both)));
+        assert_eq!(
+            resolve(&m, &striped(4), 0),
+            Ok(Placement::Stripes {
+                stride: 4,
+                nodes: both
+            })
+        );
+        assert_eq!(
+            resolve(&m, &Policy::Bind(set(&[1])), 0),
+            Ok(Placement::Node(1))
+        );
+        assert_eq!(
+            resolve(&m, &Policy::Bind(set(&[0, 1])), 0),
+            Ok(Placement::Bind(both))
+        );
+        assert_eq!(
+            resolve(&m, &Policy::Bind(set(&[])), 0),
+            Err(NumaAllocError::NoNodes)
+        );
+        assert_eq!(
+            resolve(&m, &Policy::Interleave(set(&[0])), 1),
+            Ok(Placement::Node(0))
+        );
+        assert_eq!(resolve(&m, &Policy::Float, 1), Ok(Placement::FirstTouch));
+        let one = Machine::synthetic(&[&[10]], &[], 1);
+        assert_eq!(
+            resolve(&one, &Policy::Remote, 0),
+            Err(NumaAllocError::RemoteNeedsTwoNodes { node: NodeId(0) })
+        );
+        assert_eq!(resolve(&one, &striped(4), 0), Ok(Placement::Node(0)));
+    }
+
+    #[test]
+    fn small_blocks_go_to_one_node_of_the_placement() {
+        let m = machine();
+        let both = mask(&[0, 1]);
+        assert_eq!(small_node(&m, Placement::FirstTouch, 0), None);
+        assert_eq!(small_node(&m, Placement::Node(1), 0), Some(1));
+        assert_eq!(small_node(&m, Placement::Bind(both), 1), Some(1));
+        assert_eq!(small_node(&m, Placement::Bind(both), 2), Some(0));
+        let turns: Vec<_> = (0..4)
+            .filter_map(|_| small_node(&m, Placement::Interleave(both), 0))
+            .collect();
+        assert!(turns == [0, 1, 0, 1] || turns == [1, 0, 1, 0], "{turns:?}");
+    }
+
+    #[test]
+    fn large_blocks_too_big_or_of_too_many_stripes_are_refused_before_mapping() {
+        let page = page_size();
+        let stripes = Placement::Stripes {
+            stride: 2,
+            nodes: mask(&[0, 1]),
+        };
+        assert_eq!(
+            map_large(stripes, (2 * MAX_STRIPES + 1) * page, 8),
+            Err(NumaAllocError::TooManyStripes {
+                stripes: MAX_STRIPES + 1,
+                max: MAX_STRIPES
+            })
+        );
+        assert_eq!(
+            map_large(Placement::Node(0), usize::MAX, 8),
+            Err(NumaAllocError::OutOfMemory {
+                size: usize::MAX,
+                align: 8
+            })
+        );
+    }
+
+    #[test]
+    fn placements_print_without_allocating_helpers() {
+        let texts = [
+            Placement::FirstTouch,
+            Placement::Node(1),
+            Placement::Bind(mask(&[0, 2])),
+            Placement::Interleave(mask(&[0, 1, 2])),
+        ]
+        .map(|p| p.to_string());
+        assert_eq!(texts, ["float", "node:1", "bind:0,2", "interleave:0,1,2"]);
+    }
+}
