@@ -36,7 +36,7 @@
 
 pub mod cmalloc;
 mod engine;
-pub mod error;
+mod error;
 pub mod global;
 pub mod policy;
 pub mod region;

@@ -195,7 +195,7 @@ fn populate_write(map: &Mapping, offset: usize, len: usize) -> Result<bool, Regi
 }
 
 /// Faults in the pages `pages` of a mapping of `total` pages (see
-/// [`Region::prefault`]).
+/// [`Region::prefault`](super::Region::prefault)).
 pub(super) fn prefault_pages(
     map: &Mapping,
     total: usize,

@@ -86,6 +86,13 @@
 //! every other allocation in the system: it narrows the window, it cannot close it.
 //!
 //! Every region is recorded in the [`registry`] while it lives.
+//!
+//! [`Policy`]: crate::Policy
+//! [`RSet`]: rset::RSet
+//! [`Policy::resolve`]: crate::Policy::resolve
+//! [`Layout`]: crate::Layout
+//! [`Layout::node_of_page`]: crate::Layout::node_of_page
+//! [`registry`]: crate::registry
 mod array;
 mod budget;
 mod builder;
