@@ -69,7 +69,7 @@
 //! starts with `Local`. Blocks may be freed by any thread.
 //!
 //! # Safety
-//! This file holds only the `unsafe impl`s of [`GlobalAlloc`] and [`Allocator`]
+//! The only unsafe code here is the `unsafe impl`s of [`GlobalAlloc`] and [`Allocator`]
 //! for [`NumaAlloc`] and [`PolicyAlloc`], each method a one-line forward to the
 //! allocator's internals (`engine`), whose own `# Safety` sections they meet:
 //! - `GlobalAlloc`'s caller promises a non-zero-sized layout and, for `dealloc`

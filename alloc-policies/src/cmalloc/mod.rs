@@ -28,6 +28,8 @@
 //! - a large block is in the table from its mapping until its unmapping, and the
 //!   table's lock is held across a resize, so no other thread can reuse its address
 //!   meanwhile;
+//! - a large block just made that the table cannot take was never handed out, so
+//!   it is unmapped at once;
 //! - `posix_memalign`'s `out` is valid for a pointer write.
 #![allow(unsafe_code)]
 
