@@ -16,6 +16,12 @@
 //!
 //! Striped with stride 4 has no libnuma counterpart; it is compared with
 //! libnuma's interleave, the nearest thing, to show what exact 4-page stripes cost.
+//!
+//! # Safety
+//! libnuma's `numa_alloc_*` and `numa_free` are declared here and called with the
+//! lengths of the blocks they made; writes stay inside those blocks; `madvise` and
+//! `clock_gettime` get a block we own and a live `timespec`.
+#![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};

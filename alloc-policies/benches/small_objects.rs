@@ -16,6 +16,13 @@
 //! `cargo bench -p alloc-policies --features bench --bench small_objects`
 //! (`SMALL_OBJECTS_PAIRS=N` sets the pairs per thread per run, `SMALL_OBJECTS_REPS`
 //! the repetitions, `SMALL_OBJECTS_ONLY=lifo1,churn2` a subset of the cases.)
+//!
+//! # Safety
+//! The workloads call each allocator's `GlobalAlloc` methods directly: layouts of
+//! 16..=512 bytes, each block written only within its size and freed exactly once
+//! with its own layout, by the thread that took it or the one it was handed to;
+//! `clock_gettime` writes a live `timespec`.
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

@@ -34,9 +34,9 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-mod arena;
-mod arena_sys;
 pub mod cmalloc;
+mod engine;
+mod error;
 pub mod global;
 pub mod policy;
 pub mod region;

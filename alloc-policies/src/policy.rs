@@ -388,6 +388,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // hwloc builds the synthetic topology
     fn local_is_the_callers_node() {
         assert_eq!(
             Policy::Local.resolve(&rset("all"), NodeId(2)),
@@ -403,6 +404,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // hwloc builds the synthetic topology
     fn remote_is_the_nearest_other_node_lowest_id_on_ties() {
         assert_eq!(
             Policy::Remote.resolve(&rset("all"), NodeId(0)),
@@ -447,6 +449,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // hwloc builds the synthetic topology
     fn striped_pages_follow_the_stride() {
         let l = Policy::Striped {
             stride_pages: Stride::new(3).unwrap(),
@@ -458,6 +461,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // hwloc builds the synthetic topology
     fn nodes_outside_the_rset_are_refused() {
         let e = Policy::Bind([NodeId(3)].into_iter().collect())
             .resolve(&rset("node:0-1"), NodeId(0))
@@ -470,5 +474,66 @@ mod tests {
             Policy::Interleave(NodeSet::default()).resolve(&rset("all"), NodeId(0)),
             Err(PolicyError::NoNodes)
         );
+    }
+
+    /// Four nodes (node 3 CPU-less), built by hand (no hwloc, so Miri runs it).
+    fn hand_made() -> Topology {
+        use rset::CpuId;
+        use rset::topology::NodeLayout;
+        let layout = (0..4)
+            .map(|n| NodeLayout {
+                id: NodeId(n),
+                memory_bytes: 1 << 30,
+                cores: if n < 3 { vec![vec![CpuId(n)]] } else { vec![] },
+            })
+            .collect();
+        Topology::from_layout(layout, None).unwrap()
+    }
+
+    #[test]
+    fn every_policy_resolves_over_a_hand_made_machine() {
+        let all = hand_made().global_rset();
+        let set = |ids: &[u32]| ids.iter().map(|&n| NodeId(n)).collect::<NodeSet>();
+        let stripes = Policy::Striped {
+            stride_pages: Stride::new(2).unwrap(),
+        }
+        .resolve(&all, NodeId(1))
+        .unwrap();
+        let pages: Vec<u32> = (0..10)
+            .map(|p| stripes.node_of_page(p).unwrap().0)
+            .collect();
+        assert_eq!(pages, vec![0, 0, 1, 1, 2, 2, 3, 3, 0, 0]);
+        assert_eq!(stripes.nodes(), set(&[0, 1, 2, 3]));
+        let inter = Policy::Interleave(set(&[1, 3]))
+            .resolve(&all, NodeId(0))
+            .unwrap();
+        assert_eq!(
+            (0..4).map(|p| inter.node_of_page(p)).collect::<Vec<_>>(),
+            [1, 3, 1, 3].map(|n| Some(NodeId(n)))
+        );
+        assert_eq!(
+            Policy::Bind(set(&[2])).resolve(&all, NodeId(0)),
+            Ok(Layout::Node(NodeId(2)))
+        );
+        let bind = Policy::Bind(set(&[0, 2])).resolve(&all, NodeId(0)).unwrap();
+        assert_eq!(bind, Layout::Bind(set(&[0, 2])));
+        assert_eq!(bind.node_of_page(5), None);
+        assert_eq!(Policy::Float.resolve(&all, NodeId(0)), Ok(Layout::Default));
+        assert_eq!(Layout::Default.nodes(), NodeSet::default());
+        assert_eq!(
+            Policy::Local.resolve(&all, NodeId(1)),
+            Ok(Layout::Node(NodeId(1)))
+        );
+        assert_eq!(
+            Policy::RemoteTo(NodeId(3)).resolve(&all, NodeId(0)),
+            Ok(Layout::Node(NodeId(3)))
+        );
+        assert!(matches!(
+            Policy::RemoteTo(NodeId(7)).resolve(&all, NodeId(0)),
+            Err(PolicyError::NodeOutsideRSet {
+                node: NodeId(7),
+                ..
+            })
+        ));
     }
 }

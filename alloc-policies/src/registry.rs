@@ -408,6 +408,7 @@ mod tests {
     const BASE: usize = 0x7ff0_0000_0000;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn find_register_and_unregister() {
         let a = register(heap(BASE, 100, "a").with_policy("local"));
         let b = register(heap(BASE + 1000, 10, "b"));
@@ -424,6 +425,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn a_stale_entry_at_the_same_address_is_replaced() {
         let addr = BASE + 0x10_0000;
         let old = register(heap(addr, 8, "old"));
@@ -434,11 +436,44 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // records name the thread and its node (gettid, getcpu)
     fn allocations_print_on_one_line() {
         let mut a = heap(0x1000, 64, "grid").with_policy("striped:4");
         a.id = AllocId(3);
         let s = a.to_string();
         assert!(s.starts_with("grid: 0x1000+64 striped:4, thread "), "{s}");
         assert!(s.ends_with("(heap #3)"), "{s}");
+    }
+
+    /// A record made by hand (no gettid or getcpu, so Miri runs the bookkeeping).
+    fn record(addr: usize, len: usize) -> Allocation {
+        Allocation {
+            id: AllocId(0),
+            label: Label::name("hand"),
+            addr,
+            len,
+            policy: InlineStr::EMPTY,
+            thread: Tid(1),
+            node: NodeId(0),
+            kind: AllocKind::Region,
+        }
+    }
+
+    #[test]
+    fn records_are_found_by_any_address_inside_them() {
+        let base = BASE + 0x20_0000;
+        let a = register(record(base, 4096));
+        let b = register(record(base + 8192, 100));
+        assert_ne!(a, b);
+        assert_eq!(find(base).map(|x| x.id), Some(a));
+        assert_eq!(find(base + 4095).map(|x| x.id), Some(a));
+        assert!(find(base + 4096).is_none_or(|x| x.id != a && x.id != b));
+        assert_eq!(find(base + 8199).map(|x| x.id), Some(b));
+        assert!(set_policy(b, InlineStr::new("remote -> node:1")));
+        assert_eq!(get(b).unwrap().policy.as_str(), "remote -> node:1");
+        assert_eq!(unregister_at(base + 8192).map(|x| x.id), Some(b));
+        assert!(!set_policy(b, InlineStr::EMPTY));
+        assert_eq!(unregister(a).map(|x| x.addr), Some(base));
+        assert!(get(a).is_none());
     }
 }

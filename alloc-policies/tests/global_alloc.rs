@@ -2,6 +2,13 @@
 //! node): alloc/free pairs across sizes and alignments, resizing, threads freeing
 //! each other's blocks, scoped policies, and typed errors for policies the machine
 //! cannot serve. Placement on real nodes is checked in `guest_global_alloc`.
+//!
+//! # Safety
+//! The tests call the `GlobalAlloc` and `Allocator` methods directly: every layout
+//! is non-zero-sized where `GlobalAlloc` needs it, every block is read and written
+//! only within the size it was made for, and freed or resized exactly once with the
+//! layout it was made for.
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::panic::{AssertUnwindSafe, catch_unwind};

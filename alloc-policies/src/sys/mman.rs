@@ -321,6 +321,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Miri's mmap cannot unmap part of a mapping (nor madvise)
     fn aligned_mappings_start_on_the_asked_page_multiple() {
         let page = page_size();
         for align in [1, 2, 3, 4, 7, 512] {
@@ -332,6 +333,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Miri's mmap cannot unmap part of a mapping (nor madvise)
     fn trimming_keeps_the_middle() {
         let page = page_size();
         let mut m = Mapping::anonymous(6 * page, 1).unwrap();
@@ -346,6 +348,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Miri backs a mapping with real memory: a huge one exhausts it
     fn bad_lengths_are_refused() {
         let page = page_size();
         assert_eq!(
@@ -361,6 +364,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // Miri's mmap cannot unmap part of a mapping (nor madvise)
     fn touch_populate_and_discard_keep_or_clear_contents() {
         let page = page_size();
         let mut m = Mapping::anonymous(4 * page, 1).unwrap();

@@ -15,139 +15,51 @@
 //!
 //! Failures return null and set `errno` to `ENOMEM` (or `EINVAL` for a bad
 //! alignment), as C expects; nothing here panics or unwinds.
+//!
+//! # Safety
+//! The `unsafe fn`s here are the C calls that take a pointer ([`free`],
+//! [`realloc`], [`usable_size`], [`posix_memalign`]); each forwards to the
+//! allocator's internals (`engine`) and relies on the C contract its caller keeps:
+//! - a pointer passed in is null or a live block from this module, not used again
+//!   after `free` or a successful `realloc`; such a block is either a mimalloc block
+//!   (which [`mi_is_in_heap_region`](libmimalloc_sys::mi_is_in_heap_region) tells
+//!   without dereferencing it) or a large block, then the whole mapping the table
+//!   records with its size and alignment, the layout `free_large` and `resize` need;
+//! - a large block is in the table from its mapping until its unmapping, and the
+//!   table's lock is held across a resize, so no other thread can reuse its address
+//!   meanwhile;
+//! - a large block just made that the table cannot take was never handed out, so
+//!   it is unmapped at once;
+//! - `posix_memalign`'s `out` is valid for a pointer write.
 #![allow(unsafe_code)]
+
+mod table;
 
 use std::alloc::Layout;
 use std::ffi::c_void;
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use crate::arena::{LARGE_THRESHOLD, is_direct};
-use crate::arena_sys::{self, MI_MIN_ALIGN};
-use crate::global::{alloc_block, free_large, resize_block, thread_policy};
+use crate::engine::alloc::alloc_block;
+use crate::engine::block::{free_large, resize};
+use crate::engine::class::{LARGE_THRESHOLD, is_direct};
+use crate::engine::mi::{self, MI_MIN_ALIGN};
+use crate::engine::thread_policy::thread_policy;
+use crate::sys::errno;
+use table::{Entry, Table};
 
-/// Slots in the table of live large blocks (a power of two). Each holds one live
-/// block; a process with more live large blocks than this (at least 1 MiB each,
-/// so a petabyte) gets null from further large allocations.
-const SLOTS: usize = 1 << 20;
-
-/// One live large block.
-#[derive(Clone, Copy)]
-struct Entry {
-    addr: usize,
-    size: usize,
-    align: usize,
-}
-
-/// Live large blocks: open addressing with linear probing and backward-shift
-/// deletion (no tombstones), under a lock: large blocks cost a system call each,
-/// which dwarfs the lock.
-struct Table {
-    slots: *mut Entry,
-}
-
-// SAFETY: the table's memory is only touched while the lock around it is held.
-unsafe impl Send for Table {}
-
-static TABLE: Mutex<Table> = Mutex::new(Table {
-    slots: ptr::null_mut(),
-});
+static TABLE: Mutex<Table> = Mutex::new(Table::new());
 static FOREIGN_FREES: AtomicU64 = AtomicU64::new(0);
-static LIVE_LARGE: AtomicUsize = AtomicUsize::new(0);
 
-impl Table {
-    /// The slots, mapped on first use; `None` if the kernel refuses the mapping.
-    fn slots(&mut self) -> Option<&mut [Entry]> {
-        if self.slots.is_null() {
-            let p = arena_sys::map_table(SLOTS * size_of::<Entry>())?;
-            self.slots = p.as_ptr().cast();
-        }
-        // SAFETY: `slots` is a private zeroed mapping of SLOTS entries (an all-zero
-        // Entry is a valid empty slot), made once and never freed; the lock
-        // around `self` makes this the only reference.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.slots, SLOTS) })
-    }
-
-    fn home(addr: usize) -> usize {
-        ((addr >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros()))
-            & (SLOTS - 1)
-    }
-
-    fn insert(&mut self, e: Entry) -> bool {
-        let Some(slots) = self.slots() else {
-            return false;
-        };
-        let mut i = Self::home(e.addr);
-        for _ in 0..SLOTS {
-            if slots[i].addr == 0 {
-                slots[i] = e;
-                LIVE_LARGE.fetch_add(1, Ordering::Relaxed);
-                return true;
-            }
-            i = (i + 1) & (SLOTS - 1);
-        }
-        false
-    }
-
-    fn find(&mut self, addr: usize) -> Option<(usize, Entry)> {
-        let slots = self.slots()?;
-        let mut i = Self::home(addr);
-        for _ in 0..SLOTS {
-            match slots[i].addr {
-                0 => return None,
-                a if a == addr => return Some((i, slots[i])),
-                _ => i = (i + 1) & (SLOTS - 1),
-            }
-        }
-        None
-    }
-
-    fn remove(&mut self, addr: usize) -> Option<Entry> {
-        let (mut hole, found) = self.find(addr)?;
-        let slots = self.slots()?;
-        // Backward-shift deletion: move later entries of the run into the hole
-        // when their home is not between the hole and them.
-        let mut j = hole;
-        loop {
-            j = (j + 1) & (SLOTS - 1);
-            if slots[j].addr == 0 {
-                break;
-            }
-            let home = Self::home(slots[j].addr);
-            let between = if hole <= j {
-                hole < home && home <= j
-            } else {
-                hole < home || home <= j
-            };
-            if !between {
-                slots[hole] = slots[j];
-                hole = j;
-            }
-        }
-        slots[hole] = Entry {
-            addr: 0,
-            size: 0,
-            align: 0,
-        };
-        LIVE_LARGE.fetch_sub(1, Ordering::Relaxed);
-        Some(found)
-    }
-}
-
-fn table() -> std::sync::MutexGuard<'static, Table> {
+fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn errno_slot() -> *mut i32 {
-    // SAFETY: __errno_location has no preconditions; it returns the calling
-    // thread's errno slot, valid for the thread's life.
-    unsafe { libc::__errno_location() }
-}
-
-fn set_errno(e: i32) {
-    // SAFETY: the calling thread's errno slot (errno_slot).
-    unsafe { errno_slot().write(e) };
+/// Null with `errno` set to `ENOMEM`.
+fn oom() -> *mut c_void {
+    errno::set(libc::ENOMEM);
+    ptr::null_mut()
 }
 
 /// Frees of pointers this allocator never made (ignored).
@@ -157,7 +69,34 @@ pub fn foreign_frees() -> u64 {
 
 /// Large blocks live now.
 pub fn live_large_blocks() -> usize {
-    LIVE_LARGE.load(Ordering::Relaxed)
+    table::live()
+}
+
+/// Hands out the block `q` of `layout` just made: a large one is entered in `t`
+/// (held since before the block was made) first, and given back with null
+/// (`ENOMEM`) if the table is full.
+fn track(
+    t: Option<&mut MutexGuard<'static, Table>>,
+    q: NonNull<u8>,
+    layout: Layout,
+) -> *mut c_void {
+    if let Some(t) = t {
+        let entry = Entry {
+            addr: q.as_ptr() as usize,
+            size: layout.size(),
+            align: layout.align(),
+        };
+        if !t.insert(entry) {
+            // Cannot be tracked: give it back. After a realloc the old block is
+            // gone, so this is the one place where realloc loses data; with a
+            // million live large blocks, no program reaches it.
+            // SAFETY: a fresh large block of `layout.size()` bytes at `q`, never
+            // handed out.
+            unsafe { free_large(q.as_ptr(), layout.size()) };
+            return oom();
+        }
+    }
+    q.as_ptr().cast()
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two) under the calling
@@ -165,33 +104,12 @@ pub fn live_large_blocks() -> usize {
 fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
     let align = align.max(MI_MIN_ALIGN);
     let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
-        set_errno(libc::ENOMEM);
-        return ptr::null_mut();
+        return oom();
     };
-    let direct = is_direct(layout.size(), layout.align());
-    let mut guard = direct.then(table);
+    let mut guard = is_direct(layout.size(), layout.align()).then(table);
     match thread_policy(|p| alloc_block(p, layout, zero)) {
-        Ok(p) => {
-            if let Some(t) = guard.as_mut() {
-                let entry = Entry {
-                    addr: p.as_ptr() as usize,
-                    size: layout.size(),
-                    align: layout.align(),
-                };
-                if !t.insert(entry) {
-                    // SAFETY: the block was just mapped for `layout.size()` bytes
-                    // and was never handed out.
-                    unsafe { free_large(p.as_ptr(), layout.size()) };
-                    set_errno(libc::ENOMEM);
-                    return ptr::null_mut();
-                }
-            }
-            p.as_ptr().cast()
-        }
-        Err(_) => {
-            set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        Ok(p) => track(guard.as_mut(), p, layout),
+        Err(_) => oom(),
     }
 }
 
@@ -204,10 +122,7 @@ pub fn malloc(size: usize) -> *mut c_void {
 pub fn calloc(n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(total) => alloc(total, MI_MIN_ALIGN, true),
-        None => {
-            set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => oom(),
     }
 }
 
@@ -215,7 +130,7 @@ pub fn calloc(n: usize, size: usize) -> *mut c_void {
 /// a power of two.
 pub fn aligned(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
-        set_errno(libc::EINVAL);
+        errno::set(libc::EINVAL);
         return ptr::null_mut();
     }
     alloc(size, align, false)
@@ -230,10 +145,9 @@ pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -
     if !align.is_power_of_two() || !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    // SAFETY: the calling thread's errno slot (errno_slot).
-    let saved = unsafe { errno_slot().read() };
+    let saved = errno::get();
     let p = alloc(size, align, false);
-    set_errno(saved);
+    errno::set(saved);
     if p.is_null() {
         return libc::ENOMEM;
     }
@@ -251,9 +165,9 @@ pub unsafe fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    if arena_sys::is_mimalloc(p) {
+    if mi::is_mimalloc(p) {
         // SAFETY: a live mimalloc block (contract).
-        unsafe { arena_sys::free(p) };
+        unsafe { mi::free(p) };
         return;
     }
     let removed = table().remove(p as usize);
@@ -276,11 +190,11 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    if arena_sys::is_mimalloc(p) {
+    if mi::is_mimalloc(p) {
         // SAFETY: a live mimalloc block (contract).
-        return unsafe { arena_sys::usable_size(p) };
+        return unsafe { mi::usable_size(p) };
     }
-    table().find(p as usize).map_or(0, |(_, e)| e.size)
+    table().find(p as usize).map_or(0, |e| e.size)
 }
 
 /// `realloc(p, size)`: glibc's rules (null `p`: malloc; `size` 0: free, null).
@@ -298,69 +212,39 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         return ptr::null_mut();
     }
     let old = p.cast::<u8>();
-    let oom = || {
-        set_errno(libc::ENOMEM);
-        ptr::null_mut()
-    };
-    if arena_sys::is_mimalloc(old) {
+    let small = mi::is_mimalloc(old);
+    // A large block: hold the table across the resize so that its address cannot
+    // be reused by another thread before the table says so.
+    let mut guard = (!small || is_direct(size, MI_MIN_ALIGN)).then(table);
+    let layout = if small {
         // A small block: its usable size, below the large threshold, is all the
         // caller may have written.
         // SAFETY: a live mimalloc block (contract).
-        let have = unsafe { arena_sys::usable_size(old) }.min(LARGE_THRESHOLD - 1);
-        let Ok(layout) = Layout::from_size_align(have, MI_MIN_ALIGN) else {
+        let have = unsafe { mi::usable_size(old) }.min(LARGE_THRESHOLD - 1);
+        Layout::from_size_align(have, MI_MIN_ALIGN)
+    } else {
+        let found = guard.as_mut().and_then(|t| t.find(old as usize));
+        let Some(e) = found else {
+            FOREIGN_FREES.fetch_add(1, Ordering::Relaxed);
             return oom();
         };
-        let mut guard = is_direct(size, MI_MIN_ALIGN).then(table);
-        // SAFETY: `old` is a live small block; `layout` describes it as a small one.
-        return match thread_policy(|pol| unsafe { resize_block(pol, old, layout, size) }) {
-            Ok(q) => {
-                if let Some(t) = guard.as_mut() {
-                    let e = Entry {
-                        addr: q.as_ptr() as usize,
-                        size,
-                        align: MI_MIN_ALIGN,
-                    };
-                    if !t.insert(e) {
-                        // Cannot be tracked: give it back; the old block is gone,
-                        // so this is the one place where realloc loses data. With
-                        // a million live large blocks, no program reaches it.
-                        // SAFETY: a fresh large block of `size` bytes at `q`.
-                        unsafe { free_large(q.as_ptr(), size) };
-                        return oom();
-                    }
-                }
-                q.as_ptr().cast()
-            }
-            Err(_) => oom(),
-        };
-    }
-    // A large block: hold the table across the resize so that its address cannot
-    // be reused by another thread before the table says so.
-    let mut t = table();
-    let Some((_, e)) = t.find(old as usize) else {
-        FOREIGN_FREES.fetch_add(1, Ordering::Relaxed);
+        Layout::from_size_align(e.size, e.align)
+    };
+    let Ok(layout) = layout else {
         return oom();
     };
-    let Ok(layout) = Layout::from_size_align(e.size, e.align) else {
+    let Ok(new) = Layout::from_size_align(size, layout.align()) else {
         return oom();
     };
-    // SAFETY: `old` is the live large block of `layout` (table entry).
-    match thread_policy(|pol| unsafe { resize_block(pol, old, layout, size) }) {
+    // SAFETY: `old` is a live block of `layout`: a small one (its usable size) or
+    // the large one the table records.
+    match thread_policy(|pol| unsafe { resize(pol, old, layout, new, false) }) {
         Ok(q) => {
-            t.remove(old as usize);
-            if is_direct(size, e.align) {
-                let entry = Entry {
-                    addr: q.as_ptr() as usize,
-                    size,
-                    align: e.align,
-                };
-                if !t.insert(entry) {
-                    // SAFETY: a live large block of `size` bytes at `q`.
-                    unsafe { free_large(q.as_ptr(), size) };
-                    return oom();
-                }
+            if let (false, Some(t)) = (small, guard.as_mut()) {
+                t.remove(old as usize);
             }
-            q.as_ptr().cast()
+            let large = guard.as_mut().filter(|_| is_direct(size, layout.align()));
+            track(large, q, new)
         }
         Err(_) => oom(),
     }
@@ -369,8 +253,7 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 /// The start of the large block containing `addr`, its size: `None` for small
 /// blocks and foreign memory. For monitors naming what a sample hit.
 pub fn large_block_at(addr: usize) -> Option<(NonNull<u8>, usize)> {
-    let mut t = table();
-    let (_, e) = t.find(addr)?;
+    let e = table().find(addr)?;
     NonNull::new(e.addr as *mut u8).map(|p| (p, e.size))
 }
 
@@ -379,6 +262,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn small_and_large_blocks_round_trip() {
         for &size in &[0usize, 1, 24, 4096, 100_000, LARGE_THRESHOLD, 5 << 20] {
             let p = malloc(size);
@@ -394,6 +278,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn calloc_zeroes_and_refuses_overflow() {
         let p = calloc(1000, 8).cast::<u8>();
         assert!(!p.is_null());
@@ -406,6 +291,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn realloc_keeps_contents_across_small_and_large() {
         let mut p = malloc(100).cast::<u8>();
         {
@@ -431,6 +317,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn aligned_blocks_are_aligned_and_bad_alignments_refused() {
         for &(align, size) in &[
             (64usize, 10usize),
@@ -456,6 +343,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn table_survives_many_large_blocks_freed_in_any_order() {
         let blocks: Vec<_> = (0..300).map(|i| malloc((1 << 20) + i * 4096)).collect();
         assert!(blocks.iter().all(|p| !p.is_null()));
@@ -479,6 +367,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mimalloc and mmap are foreign calls
     fn foreign_pointers_are_ignored_and_counted() {
         let before = foreign_frees();
         let mut x = 5u64;
