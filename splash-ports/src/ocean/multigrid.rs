@@ -11,7 +11,7 @@ use super::slave::Worker;
 /// The original's `maxwork`: relaxation sweeps (in finest-grid units) before giving up.
 pub(crate) const MAXWORK: f64 = 10000.0;
 
-impl<'a> Worker<'_, 'a> {
+impl<'a> Worker<'_, 'a, '_> {
     fn q(&self, p: usize, k: usize) -> Plane<'a> {
         self.team.q.level(p, k)
     }
@@ -466,6 +466,6 @@ fn max_err(a: f64, b: f64) -> f64 {
 
 /// `*c += v`, as C's `+=`.
 #[inline(always)]
-fn add(c: &super::cells::Cell64, v: f64) {
+fn add(c: &crate::framework::Cell64, v: f64) {
     c.set(c.get() + v);
 }

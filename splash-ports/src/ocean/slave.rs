@@ -2,8 +2,9 @@
 //! (the ten phases of a time step), on the thread's own subgrids.
 
 use super::Team;
-use super::cells::{Cell64, Plane};
+use super::cells::Plane;
 use super::geometry::{DOWN, LEFT, ProcInfo, RIGHT, UP};
+use crate::framework::Cell64;
 use crate::framework::Proc;
 
 /// The original's `outday0` and `outday3`: the run ends once day 2 is passed.
@@ -18,9 +19,9 @@ pub(crate) struct ProcStats {
 }
 
 /// A thread of the team, with its private copies of the original's per-process values.
-pub(crate) struct Worker<'t, 'a> {
+pub(crate) struct Worker<'t, 'a, 'p> {
     pub(crate) team: &'t Team<'a>,
-    pub(crate) proc: &'t Proc<'t>,
+    pub(crate) proc: &'t mut Proc<'p>,
     pub(crate) id: usize,
     pub(crate) info: ProcInfo,
     /// Rows and columns of the finest subgrid, ghost border included.
@@ -33,8 +34,8 @@ pub(crate) struct Worker<'t, 'a> {
     pub(crate) measure: bool,
 }
 
-impl<'t, 'a> Worker<'t, 'a> {
-    pub(crate) fn new(team: &'t Team<'a>, proc: &'t Proc<'t>) -> Worker<'t, 'a> {
+impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
+    pub(crate) fn new(team: &'t Team<'a>, proc: &'t mut Proc<'p>) -> Worker<'t, 'a, 'p> {
         let id = proc.id();
         let g = team.geom;
         let mut lev_tol = vec![0.0; g.numlev];

@@ -2,11 +2,12 @@
 //! Arakawa Jacobian of a thread's subgrid), and the ghost-border exchange with corners
 //! that the Jacobian and the multigrid's `copy_borders` share.
 
-use super::cells::{Cell64, Field, Plane};
+use super::cells::{Field, Plane};
 use super::geometry::{DOWN, DOWNLEFT, DOWNRIGHT, LEFT, RIGHT, UP, UPLEFT, UPRIGHT};
 use super::slave::Worker;
+use crate::framework::Cell64;
 
-impl<'a> Worker<'_, 'a> {
+impl<'a> Worker<'_, 'a, '_> {
     /// Laplacian of subgrid `s` of `x` into subgrid `s` of `z` (finest level), after
     /// fetching `x`'s ghost edges from the neighbours; `z` is zero on the ocean's edges.
     pub(crate) fn laplacalc(&self, x: Field<'a>, z: Field<'a>, s: usize) {
