@@ -10,3 +10,4 @@ pub mod bench;
 pub mod cli;
 pub mod launch;
 pub mod preload_protocol;
+pub mod splash;

@@ -39,6 +39,50 @@ impl<'a> Plane<'a> {
     }
 }
 
+/// Copies of consecutive rows of a plane in plain `f64`, for stencils: the cells are
+/// read once per row into the window (relaxed loads, plain moves), so the arithmetic
+/// runs on plain slices that the compiler vectorises.
+pub(crate) struct Rows<const K: usize> {
+    rows: [Vec<f64>; K],
+}
+
+impl<const K: usize> Rows<K> {
+    /// Rows `first..first + K` of `plane`.
+    pub(crate) fn new(plane: &Plane<'_>, first: usize) -> Rows<K> {
+        Rows {
+            rows: std::array::from_fn(|k| plane.row(first + k).iter().map(Cell64::get).collect()),
+        }
+    }
+
+    /// Row `k` of the window.
+    #[inline(always)]
+    pub(crate) fn row(&self, k: usize) -> &[f64] {
+        &self.rows[k]
+    }
+
+    /// Moves the window one row down: row `next` of `plane` comes in last.
+    pub(crate) fn advance(&mut self, plane: &Plane<'_>, next: usize) {
+        self.rows.rotate_left(1);
+        load(plane.row(next), &mut self.rows[K - 1]);
+    }
+}
+
+/// `buf = src`, cell by cell.
+#[inline(always)]
+pub(crate) fn load(src: &[Cell64], buf: &mut [f64]) {
+    for (b, c) in buf.iter_mut().zip(src) {
+        *b = c.get();
+    }
+}
+
+/// `dst = buf`, cell by cell.
+#[inline(always)]
+pub(crate) fn store(dst: &[Cell64], buf: &[f64]) {
+    for (c, b) in dst.iter().zip(buf) {
+        c.set(*b);
+    }
+}
+
 /// A labelled grid array: for every thread, `nsub` finest-level subgrids side by side
 /// (`psi` has two: psi1 and psi3), each thread's block padded to whole pages.
 #[derive(Clone, Copy)]
