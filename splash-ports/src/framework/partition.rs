@@ -44,8 +44,10 @@ pub enum PartitionError {
 }
 
 /// Who owns which elements of a shared array: element ranges, each with its owning
-/// thread. Only [`DataLayout::Reorg`] uses it. Ranges may come in any order; they
-/// must not overlap; elements no range covers are padding.
+/// thread. [`DataLayout::Reorg`](super::DataLayout::Reorg) places each range on its owner's node, and
+/// [`Shared::own_mut`](super::Shared::own_mut) gives a thread its range (under
+/// either layout). Ranges may come in any order; they must not overlap; elements no
+/// range covers are padding.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Partition {
     ranges: Vec<(Range<usize>, usize)>,
