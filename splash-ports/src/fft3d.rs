@@ -43,9 +43,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fft::{Complex, Drand48, fft1d_once};
-use clap::ArgAction;
+use clap::{ArgAction, ArgMatches};
 
-use crate::framework::args::{parse_flags, whole};
+use crate::framework::args::{Opt, in_order, parse_flags, program_command, whole};
 use crate::framework::{Machine, Partition, Proc, RunConfig, Shared, SplashError, clock_us};
 
 /// Round-trip tolerance, relative to the largest input magnitude.
@@ -104,25 +104,50 @@ impl Options {
     /// # Errors
     /// [`SplashError::Usage`] naming the bad flag.
     pub fn parse(args: &[String]) -> Result<Options, SplashError> {
-        Options::from_flags(parse_flags("fft3d", args)?)
+        Options::from_opts(parse_flags::<Flags>("fft3d", args)?)
     }
 
-    /// The options of flags read already, with the checks that involve two flags.
+    /// The options of flags read by clap (the `splash` command's `fft3d`).
     ///
     /// # Errors
-    /// [`SplashError::Usage`] naming the bad flags.
-    pub fn from_flags(f: Flags) -> Result<Options, SplashError> {
-        let o = Options {
-            n: f.n.unwrap_or(128),
-            p: f.p.unwrap_or(1),
-            iterations: f.i.unwrap_or(1),
-            test: f.t || f.i.is_some(),
-            dft: f.d,
-            stats: f.s % 2 == 1,
-            help: f.h,
+    /// As [`Options::parse`].
+    pub fn from_matches(m: &ArgMatches) -> Result<Options, SplashError> {
+        Options::from_opts(in_order(&program_command::<Flags>("fft3d"), m))
+    }
+
+    /// The flags in order, each checked as it comes, then the checks that involve
+    /// two flags.
+    ///
+    /// # Errors
+    /// [`SplashError::Usage`] naming the bad flag.
+    pub fn from_opts(opts: Vec<Opt>) -> Result<Options, SplashError> {
+        let mut o = Options {
+            n: 128,
+            p: 1,
+            iterations: 1,
+            test: false,
+            dft: false,
+            stats: false,
+            help: false,
         };
-        if o.help {
-            return Ok(o);
+        for (letter, arg) in opts {
+            let arg = arg.unwrap_or_default();
+            match letter {
+                'n' => o.n = n_value(&arg).map_err(usage)?,
+                'p' => o.p = p_value(&arg).map_err(usage)?,
+                'i' => {
+                    o.iterations = i_value(&arg).map_err(usage)?;
+                    o.test = true;
+                }
+                't' => o.test = true,
+                'd' => o.dft = true,
+                's' => o.stats = !o.stats,
+                'h' => {
+                    o.help = true;
+                    return Ok(o);
+                }
+                _ => unreachable!("clap returns only the flags' letters"),
+            }
         }
         if o.p > o.n {
             return Err(usage(format!(
@@ -166,30 +191,31 @@ fn i_value(s: &str) -> Result<usize, String> {
     Ok(usize::try_from(i).unwrap_or(usize::MAX))
 }
 
-/// The flags (`-n -p -i -t -d -s -h`), each checked as it is read; `-s` toggles.
+/// The flags (`-n -p -i -t -d -s -h`), for clap and the help: values as given
+/// (checked in order by [`Options::from_opts`]).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Flags {
     /// N = points per axis, a power of 2 (N*N*N complex doubles; default 128).
-    #[arg(short = 'n', value_name = "N", value_parser = n_value, allow_hyphen_values = true)]
-    n: Option<usize>,
+    #[arg(short = 'n', value_name = "N", action = ArgAction::Append, allow_hyphen_values = true)]
+    n: Vec<String>,
     /// P = number of threads, 1 <= P <= N (default 1).
-    #[arg(short = 'p', value_name = "P", value_parser = p_value, allow_hyphen_values = true)]
-    p: Option<usize>,
+    #[arg(short = 'p', value_name = "P", action = ArgAction::Append, allow_hyphen_values = true)]
+    p: Vec<String>,
     /// I = forward + inverse round trips (implies -t; default 1).
-    #[arg(short = 'i', value_name = "I", value_parser = i_value, allow_hyphen_values = true)]
-    i: Option<usize>,
+    #[arg(short = 'i', value_name = "I", action = ArgAction::Append, allow_hyphen_values = true)]
+    i: Vec<String>,
     /// Perform the FFT and the inverse FFT; test the round trip.
-    #[arg(short = 't', action = ArgAction::SetTrue)]
-    t: bool,
+    #[arg(short = 't', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    t: Vec<String>,
     /// Compare the forward FFT with a direct DFT (N <= 16).
-    #[arg(short = 'd', action = ArgAction::SetTrue)]
-    d: bool,
+    #[arg(short = 'd', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    d: Vec<String>,
     /// Print individual thread timing statistics.
-    #[arg(short = 's', action = ArgAction::Count)]
-    s: u8,
+    #[arg(short = 's', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    s: Vec<String>,
     /// Print out command line options.
-    #[arg(short = 'h', action = ArgAction::SetTrue)]
-    h: bool,
+    #[arg(short = 'h', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    h: Vec<String>,
 }
 
 /// Planes of thread `t` of `p` over `n`.
@@ -334,13 +360,17 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     run_options(Options::parse(args)?, start, common, out)
 }
 
-/// Runs the 3D-FFT with flags read already (by the `splash` command).
+/// Runs the 3D-FFT with flags read by clap (the `splash` command's `fft3d`).
 ///
 /// # Errors
 /// As [`run`].
-pub fn run_flags(flags: Flags, common: &RunConfig, out: &mut dyn Write) -> Result<(), SplashError> {
+pub fn run_matches(
+    flags: &ArgMatches,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
     let start = clock_us();
-    run_options(Options::from_flags(flags)?, start, common, out)
+    run_options(Options::from_matches(flags)?, start, common, out)
 }
 
 fn run_options(

@@ -1,10 +1,10 @@
 //! The FFT's flags ([`Flags`], [`Options`], the original's `-h` text) and the sizes
 //! derived from them ([`Geometry`]).
 
-use clap::ArgAction;
+use clap::{ArgAction, ArgMatches};
 
 use crate::framework::SplashError;
-use crate::framework::args::{parse_flags, whole};
+use crate::framework::args::{Opt, in_order, parse_flags, program_command, whole};
 
 /// The original's page size, used for the padding whatever the machine's.
 pub(crate) const PAGE_SIZE: usize = 4096;
@@ -105,59 +105,88 @@ fn l_value(s: &str) -> Result<u32, String> {
     Ok(l as u32)
 }
 
-/// The original's flags, `getopt(argc, argv, "p:m:n:l:stoh")`, each checked as the
-/// original checks it, in order; `-s`, `-t` and `-o` toggle, as there.
+/// The original's flags, `getopt(argc, argv, "p:m:n:l:stoh")`, for clap and the
+/// help: values as given (each checked in order by [`Options::from_opts`]), toggles
+/// counted.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Flags {
     /// M = even integer; 2**M total complex data points transformed (default 10).
-    #[arg(short = 'm', value_name = "M", value_parser = m_value, allow_hyphen_values = true)]
-    m: Option<u32>,
+    #[arg(short = 'm', value_name = "M", action = ArgAction::Append, allow_hyphen_values = true)]
+    m: Vec<String>,
     /// P = number of processors; must be a power of 2 (default 1).
-    #[arg(short = 'p', value_name = "P", value_parser = p_value, allow_hyphen_values = true)]
-    p: Option<usize>,
+    #[arg(short = 'p', value_name = "P", action = ArgAction::Append, allow_hyphen_values = true)]
+    p: Vec<String>,
     /// N = number of cache lines (default 65536).
-    #[arg(short = 'n', value_name = "N", value_parser = n_value, allow_hyphen_values = true)]
-    n: Option<usize>,
+    #[arg(short = 'n', value_name = "N", action = ArgAction::Append, allow_hyphen_values = true)]
+    n: Vec<String>,
     /// L = log base 2 of cache line length in bytes (default 4).
-    #[arg(short = 'l', value_name = "L", value_parser = l_value, allow_hyphen_values = true)]
-    l: Option<u32>,
+    #[arg(short = 'l', value_name = "L", action = ArgAction::Append, allow_hyphen_values = true)]
+    l: Vec<String>,
     /// Print individual processor timing statistics.
-    #[arg(short = 's', action = ArgAction::Count)]
-    s: u8,
+    #[arg(short = 's', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    s: Vec<String>,
     /// Perform FFT and inverse FFT; test the output by comparing checksums.
-    #[arg(short = 't', action = ArgAction::Count)]
-    t: u8,
+    #[arg(short = 't', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    t: Vec<String>,
     /// Print out complex data points.
-    #[arg(short = 'o', action = ArgAction::Count)]
-    o: u8,
+    #[arg(short = 'o', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    o: Vec<String>,
     /// Print out command line options.
-    #[arg(short = 'h', action = ArgAction::SetTrue)]
-    h: bool,
-}
-
-impl From<Flags> for Options {
-    fn from(f: Flags) -> Options {
-        Options {
-            m: f.m.unwrap_or(DEFAULT_M),
-            p: f.p.unwrap_or(DEFAULT_P),
-            cache_lines: f.n.unwrap_or(NUM_CACHE_LINES),
-            log2_line_size: f.l.unwrap_or(LOG2_LINE_SIZE),
-            stats: f.s % 2 == 1,
-            test: f.t % 2 == 1,
-            print: f.o % 2 == 1,
-            help: f.h,
-        }
-    }
+    #[arg(short = 'h', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    h: Vec<String>,
 }
 
 impl Options {
     /// Reads the flags as the original's `getopt(argc, argv, "p:m:n:l:stoh")` loop,
-    /// stopping at the first bad one with the original's message.
+    /// in order, stopping at the first bad one with the original's message.
     ///
     /// # Errors
     /// [`SplashError::Usage`].
     pub fn parse(args: &[String]) -> Result<Options, SplashError> {
-        Ok(parse_flags::<Flags>("fft", args)?.into())
+        Options::from_opts(parse_flags::<Flags>("fft", args)?)
+    }
+
+    /// The options of flags read by clap (the `splash` command's `fft`).
+    ///
+    /// # Errors
+    /// As [`Options::parse`].
+    pub fn from_matches(m: &ArgMatches) -> Result<Options, SplashError> {
+        Options::from_opts(in_order(&program_command::<Flags>("fft"), m))
+    }
+
+    /// The original's loop over the flags `getopt` returned, in order.
+    ///
+    /// # Errors
+    /// The first bad value, with the original's message.
+    pub fn from_opts(opts: Vec<Opt>) -> Result<Options, SplashError> {
+        let mut o = Options {
+            m: DEFAULT_M,
+            p: DEFAULT_P,
+            cache_lines: NUM_CACHE_LINES,
+            log2_line_size: LOG2_LINE_SIZE,
+            stats: false,
+            test: false,
+            print: false,
+            help: false,
+        };
+        for (letter, arg) in opts {
+            let arg = arg.unwrap_or_default();
+            match letter {
+                'p' => o.p = p_value(&arg).map_err(SplashError::Usage)?,
+                'm' => o.m = m_value(&arg).map_err(SplashError::Usage)?,
+                'n' => o.cache_lines = n_value(&arg).map_err(SplashError::Usage)?,
+                'l' => o.log2_line_size = l_value(&arg).map_err(SplashError::Usage)?,
+                's' => o.stats = !o.stats,
+                't' => o.test = !o.test,
+                'o' => o.print = !o.print,
+                'h' => {
+                    o.help = true;
+                    return Ok(o);
+                }
+                _ => unreachable!("clap returns only the flags' letters"),
+            }
+        }
+        Ok(o)
     }
 }
 

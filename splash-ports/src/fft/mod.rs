@@ -68,14 +68,18 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     run_options(Options::parse(args)?, start, common, out)
 }
 
-/// The original's program with its flags read already (by the `splash` command):
-/// runs, prints to `out`.
+/// The original's program with its flags read by clap (the `splash` command's
+/// [`Flags`] subcommand): runs, prints to `out`.
 ///
 /// # Errors
 /// As [`run`].
-pub fn run_flags(flags: Flags, common: &RunConfig, out: &mut dyn Write) -> Result<(), SplashError> {
+pub fn run_matches(
+    flags: &clap::ArgMatches,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
     let start = clock_us();
-    run_options(flags.into(), start, common, out)
+    run_options(Options::from_matches(flags)?, start, common, out)
 }
 
 fn run_options(

@@ -56,9 +56,17 @@ impl Proc<'_> {
     /// starts the next phase: views of shared arrays taken before it have ended
     /// (they borrow `self`), and what any thread wrote before it is visible to
     /// every thread after it.
+    ///
+    /// # Panics
+    /// After 2^43 barriers in one machine's runs (the epochs would no longer fit the
+    /// shared arrays' state words).
     pub fn barrier(&mut self) {
         self.state.barrier.wait();
         self.epoch += 1;
+        assert!(
+            self.epoch < 1 << EPOCH_BITS,
+            "the machine has used up its phases"
+        );
     }
 
     /// The node of this thread's CPU.

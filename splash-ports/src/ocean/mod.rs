@@ -313,14 +313,18 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     run_parsed(Params::parse(args)?, start, common, out)
 }
 
-/// Runs Ocean with flags read already (by the `splash` command).
+/// Runs Ocean with flags read by clap (the `splash` command's `ocean`).
 ///
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_flags(flags: Flags, common: &RunConfig, out: &mut dyn Write) -> Result<(), SplashError> {
+pub fn run_matches(
+    flags: &clap::ArgMatches,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
     let start = clock();
-    run_parsed(Params::from_flags(flags), start, common, out)
+    run_parsed(Params::from_matches(flags)?, start, common, out)
 }
 
 fn run_parsed(

@@ -4,13 +4,13 @@
 
 use std::io::Write;
 
-use clap::ArgAction;
+use clap::{ArgAction, ArgMatches};
 
 use super::cfmt;
 use super::error::OceanError;
 use super::geometry;
 use crate::framework::SplashError;
-use crate::framework::args::parse_flags;
+use crate::framework::args::{Opt, in_order, parse_flags, program_command};
 
 /// Defaults of the original.
 const DEFAULT_N: usize = 258;
@@ -90,56 +90,74 @@ fn positive(flag: char, value: &str) -> Result<f64, OceanError> {
     Ok(v)
 }
 
-/// The original's flags, as the `splash` command and [`super::run`] read them.
+/// The original's flags, for clap and the help: values as given (checked in order
+/// as the original's loop checks them), every occurrence kept.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Flags {
     /// Simulate NxN ocean; N must be (power of 2)+2 (default 258).
-    #[arg(short = 'n', value_name = "N", value_parser = n_value, allow_hyphen_values = true)]
-    n: Option<usize>,
+    #[arg(short = 'n', value_name = "N", action = ArgAction::Append, allow_hyphen_values = true)]
+    n: Vec<String>,
     /// P = number of processors; P must be power of 2 (default 1).
-    #[arg(short = 'p', value_name = "P", value_parser = p_value, allow_hyphen_values = true)]
-    p: Option<usize>,
+    #[arg(short = 'p', value_name = "P", action = ArgAction::Append, allow_hyphen_values = true)]
+    p: Vec<String>,
     /// E = error tolerance for iterative relaxation (default 1e-7).
-    #[arg(short = 'e', value_name = "E", value_parser = |s: &str| number('e', s), allow_hyphen_values = true)]
-    e: Option<f64>,
+    #[arg(short = 'e', value_name = "E", action = ArgAction::Append, allow_hyphen_values = true)]
+    e: Vec<String>,
     /// R = distance between grid points in meters (default 20000).
-    #[arg(short = 'r', value_name = "R", value_parser = |s: &str| positive('r', s), allow_hyphen_values = true)]
-    r: Option<f64>,
+    #[arg(short = 'r', value_name = "R", action = ArgAction::Append, allow_hyphen_values = true)]
+    r: Vec<String>,
     /// T = timestep in seconds (default 28800).
-    #[arg(short = 't', value_name = "T", value_parser = |s: &str| positive('t', s), allow_hyphen_values = true)]
-    t: Option<f64>,
+    #[arg(short = 't', value_name = "T", action = ArgAction::Append, allow_hyphen_values = true)]
+    t: Vec<String>,
     /// Print timing statistics.
-    #[arg(short = 's', action = ArgAction::Count)]
-    s: u8,
+    #[arg(short = 's', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    s: Vec<String>,
     /// Print out relaxation residual values.
-    #[arg(short = 'o', action = ArgAction::Count)]
-    o: u8,
+    #[arg(short = 'o', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    o: Vec<String>,
     /// Print out command line options.
-    #[arg(short = 'h', action = ArgAction::SetTrue)]
-    h: bool,
+    #[arg(short = 'h', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    h: Vec<String>,
 }
 
 impl Params {
     /// Parses the flags as the original's `getopt(argc, argv, "n:p:e:r:t:soh")` loop,
     /// with its checks.
     pub(super) fn parse(args: &[String]) -> Result<Parsed, SplashError> {
-        Ok(Params::from_flags(parse_flags("ocean", args)?))
+        Params::from_opts(parse_flags::<Flags>("ocean", args)?)
     }
 
-    /// The parameters of flags read already.
-    pub(super) fn from_flags(f: Flags) -> Parsed {
-        if f.h {
-            return Parsed::Help;
+    /// The parameters of flags read by clap (the `splash` command's `ocean`).
+    pub(super) fn from_matches(m: &ArgMatches) -> Result<Parsed, SplashError> {
+        Params::from_opts(in_order(&program_command::<Flags>("ocean"), m))
+    }
+
+    /// The original's loop over the flags, in order.
+    fn from_opts(opts: Vec<Opt>) -> Result<Parsed, SplashError> {
+        let mut p = Params {
+            n: DEFAULT_N,
+            nprocs: DEFAULT_P,
+            tolerance: DEFAULT_E,
+            res: DEFAULT_R,
+            dtau: DEFAULT_T,
+            do_stats: false,
+            do_output: false,
+        };
+        for (flag, value) in opts {
+            let value = value.unwrap_or_default();
+            match flag {
+                'n' => p.n = n_value(&value)?,
+                'p' => p.nprocs = p_value(&value)?,
+                'e' => p.tolerance = number('e', &value)?,
+                'r' => p.res = positive('r', &value)?,
+                't' => p.dtau = positive('t', &value)?,
+                's' => p.do_stats = !p.do_stats,
+                'o' => p.do_output = !p.do_output,
+                'h' => return Ok(Parsed::Help),
+                _ => unreachable!("clap returns only the flags' letters"),
+            }
         }
-        Parsed::Run(Params {
-            n: f.n.unwrap_or(DEFAULT_N),
-            nprocs: f.p.unwrap_or(DEFAULT_P),
-            tolerance: f.e.unwrap_or(DEFAULT_E),
-            res: f.r.unwrap_or(DEFAULT_R),
-            dtau: f.t.unwrap_or(DEFAULT_T),
-            do_stats: f.s % 2 == 1,
-            do_output: f.o % 2 == 1,
-        })
+        Ok(Parsed::Run(p))
     }
 }
 

@@ -172,14 +172,14 @@ pub struct Common {
 #[derive(Subcommand, Debug)]
 pub enum Program {
     /// SPLASH-2 FFT kernel: radix-sqrt(n) six-step 1D FFT with blocked transposes.
-    #[command(disable_help_flag = true, args_override_self = true)]
+    #[command(disable_help_flag = true)]
     Fft(fft::Flags),
     /// SPLASH-2 Ocean, contiguous partitions: red-black multigrid, square subgrids.
-    #[command(disable_help_flag = true, args_override_self = true)]
+    #[command(disable_help_flag = true)]
     Ocean(ocean::Flags),
     /// The paper's 3D-FFT: N x N x N complex doubles, one all-to-all transpose per
     /// transform.
-    #[command(disable_help_flag = true, args_override_self = true)]
+    #[command(disable_help_flag = true)]
     Fft3d(fft3d::Flags),
     /// The paper's Table 2 from monitored runs: NAME ORIG REORG [NAME ORIG REORG]...
     #[command(disable_help_flag = true)]

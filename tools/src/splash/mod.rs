@@ -17,8 +17,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use clap::error::ContextKind;
+use clap::{CommandFactory, FromArgMatches};
 use monitor::{Granularity, Report, SessionFile, line_verdicts};
 use splash_ports::framework::args::usage_message;
 use splash_ports::framework::{self, MonitorOptions, RunConfig, SplashError};
@@ -34,12 +34,14 @@ pub fn main() -> ExitCode {
 
 /// Runs `splash` with `argv` (without the command's name).
 pub fn run(argv: &[String]) -> ExitCode {
-    let cli =
-        match Cli::try_parse_from(std::iter::once("splash".to_owned()).chain(argv.iter().cloned()))
-        {
-            Ok(cli) => cli,
-            Err(e) => return usage_error(&e, argv),
-        };
+    let words = std::iter::once("splash".to_owned()).chain(argv.iter().cloned());
+    let parsed = Cli::command()
+        .try_get_matches_from(words)
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e, argv),
+    };
     if cli.short_help || cli.common.help {
         println!("{}", args::help());
         return ExitCode::SUCCESS;
@@ -63,10 +65,12 @@ pub fn run(argv: &[String]) -> ExitCode {
     });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // The program reads its flags in the order given, from clap's matches.
+    let flags = matches.subcommand_matches(name).unwrap_or(&matches);
     let ran = match program {
-        Program::Fft(f) => splash_ports::fft::run_flags(f, &config, &mut out),
-        Program::Ocean(f) => splash_ports::ocean::run_flags(f, &config, &mut out),
-        Program::Fft3d(f) => splash_ports::fft3d::run_flags(f, &config, &mut out),
+        Program::Fft(_) => splash_ports::fft::run_matches(flags, &config, &mut out),
+        Program::Ocean(_) => splash_ports::ocean::run_matches(flags, &config, &mut out),
+        Program::Fft3d(_) => splash_ports::fft3d::run_matches(flags, &config, &mut out),
         Program::Compare { args } => {
             drop(out);
             return compare::compare(&args);
