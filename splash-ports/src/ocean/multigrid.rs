@@ -2,9 +2,9 @@
 //! relaxation and half-injection, run by every thread on its own subgrids, with the
 //! original's barriers and its lock-protected global error.
 
-use super::OceanError;
 use super::cells::Plane;
 use super::cfmt;
+use super::error::OceanError;
 use super::geometry::{LEFT, UP, UPLEFT};
 use super::slave::Worker;
 

@@ -1,22 +1,15 @@
 //! One thread's work: the original's `slave.C` (set-up and the time loop) and `slave2.C`
 //! (the ten phases of a time step), on the thread's own subgrids.
 
-use super::Team;
 use super::cells::Plane;
 use super::geometry::{DOWN, LEFT, ProcInfo, RIGHT, UP};
+use super::team::{ProcStats, Team, clock};
 use crate::framework::Cell64;
 use crate::framework::Proc;
 
 /// The original's `outday0` and `outday3`: the run ends once day 2 is passed.
 pub(crate) const OUTDAY0: f64 = 1.0;
 pub(crate) const OUTDAY3: f64 = 2.0;
-
-/// Timing of one thread, in clock ticks (microseconds), as the original's `gp[p]`.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ProcStats {
-    pub(crate) total_time: f64,
-    pub(crate) multi_time: f64,
-}
 
 /// A thread of the team, with its private copies of the original's per-process values.
 pub(crate) struct Worker<'t, 'a, 'p> {
@@ -335,10 +328,10 @@ impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
                 dhourflag = false;
                 if nstep == 1 {
                     if self.master() {
-                        *t.trackstart.lock().unwrap_or_else(|e| e.into_inner()) = super::clock();
+                        *t.trackstart.lock().unwrap_or_else(|e| e.into_inner()) = clock();
                     }
                     if self.measure {
-                        self.stats.total_time = super::clock() as f64;
+                        self.stats.total_time = clock() as f64;
                         self.stats.multi_time = 0.0;
                     }
                 }
@@ -366,7 +359,7 @@ impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
             }
         }
         if self.measure {
-            self.stats.total_time = super::clock() as f64 - self.stats.total_time;
+            self.stats.total_time = clock() as f64 - self.stats.total_time;
         }
         Ok(())
     }
@@ -570,7 +563,7 @@ impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
         let start = self.measure.then(super::clock);
         self.multig()?;
         if let Some(start) = start {
-            self.stats.multi_time += super::clock().saturating_sub(start) as f64;
+            self.stats.multi_time += clock().saturating_sub(start) as f64;
         }
         // Both copies in one pass, as the original does.
         let (i0, i1, j0, j1) = self.rect();
