@@ -55,12 +55,18 @@
 //! page granularity also writes `FILE.lines`: the report and a verdict for every
 //! touched line (its dominant node; lines written from two or more nodes flagged).
 //!
-//! //! # Modules
+//! # Modules
 //!
-//! [`config`](RunConfig) (the common flags), [`args`] (the programs' SPLASH flags,
-//! with clap), `partition`, `machine`, `recording` (the monitor session),
-//! `sync` ([`Proc`], barriers, sums) and [`shared`] (the shared arrays and their
-//! safe views: the crate's one unsafe module).
+//! - `config`: the common flags ([`RunConfig`], [`DataLayout`], [`Zoom`]) and the
+//!   monitor's sampling options;
+//! - [`args`]: the programs' own SPLASH flags, read with clap as `getopt` read them;
+//! - `error`: [`SplashError`];
+//! - `partition`: [`Partition`], who owns which elements;
+//! - `machine`: [`Machine`], the placed team, its arrays and its runs;
+//! - `recording`: the `--monitor` session of a machine's runs;
+//! - `sync`: [`Proc`], the barrier that ends a phase, global sums;
+//! - [`shared`]: the shared arrays and their safe phase views, the crate's one
+//!   module with unsafe code (its proof in one `# Safety` section).
 //!
 //! ```no_run
 //! use splash_ports::framework::{Machine, Partition, RunConfig};

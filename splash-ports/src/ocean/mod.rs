@@ -12,10 +12,12 @@
 //! work of every solve, which match the C program's to the printed digits. The timing
 //! lines are in microseconds.
 //!
-//! Every grid is a framework [`Shared`] array labelled `ocean.<name>` as in the original
-//! (`ocean.psi`, `ocean.q_multi`, ...), with one page-aligned block per thread described
-//! by a [`Partition`]: `--layout orig` stripes it one page per node, `--layout reorg`
-//! puts each thread's block on its node.
+//! Every grid is a framework [`Shared`](crate::framework::Shared) array labelled
+//! `ocean.<name>` as in the original (`ocean.psi`, `ocean.q_multi`, ...), with one
+//! page-aligned block per thread described by a
+//! [`Partition`](crate::framework::Partition): `--layout orig` stripes it one page per
+//! node, `--layout reorg` puts each thread's block on its node. The threads see the
+//! grids as relaxed-atomic cells ([`crate::framework::Cell64`], `team.rs`).
 //!
 //! Results do not depend on the layout at all, and depend on the thread count only through
 //! the order in which the two global sums (`psiai`, `psibi`) add up the threads' partial
