@@ -18,23 +18,19 @@ impl<'a> Worker<'_, 'a, '_> {
         let out = z.plane(self.id, s);
         let factlap = self.team.c.factlap;
         let n = lastcol;
-        // Rows i - 1, i, i + 1 of x (z is another array).
-        let mut x3 = Rows::<3>::new(&own, 0);
-        let mut b = vec![0.0; n];
         for i in 1..=lastrow {
-            if i > 1 {
-                x3.advance(&own, i + 1);
+            // Exact-length windows of points 1..=n; each cell of row i read once (the
+            // left and centre values slide along), in the original's order of sums.
+            let a = own.row(i);
+            let up = &own.row(i - 1)[1..=n];
+            let dn = &own.row(i + 1)[1..=n];
+            let b = &out.row(i)[1..=n];
+            let (mut al, mut ac) = (a[0].get(), a[1].get());
+            for (((bk, dk), uk), rk) in b.iter().zip(dn).zip(up).zip(&a[2..n + 2]) {
+                let ar = rk.get();
+                bk.set(factlap * (dk.get() + uk.get() + ar + al - 4.0 * ac));
+                (al, ac) = (ac, ar);
             }
-            // Exact-length windows: left, centre and right neighbours of points 1..=n.
-            let a = x3.row(1);
-            let (al, ac, ar) = (&a[0..n], &a[1..=n], &a[2..n + 2]);
-            let up = &x3.row(0)[1..=n];
-            let dn = &x3.row(2)[1..=n];
-            let b = &mut b[..n];
-            for k in 0..n {
-                b[k] = factlap * (dn[k] + up[k] + ar[k] + al[k] - 4.0 * ac[k]);
-            }
-            store(&out.row(i)[1..=n], b);
         }
         self.zero_edges(out, im, jm);
     }
