@@ -27,10 +27,10 @@
 //! [`Shared::cells`]: relaxed atomic loads and stores (plain moves on x86-64),
 //! ordered by the barriers; that view borrows the array mutably, so no phase view
 //! can coexist with it. Cells cost more than plain slices: the compiler neither
-//! vectorises nor merges atomic accesses (Ocean at `-n1026` takes about 1.3x the
-//! time it took with non-atomic cells; its Laplacian and Jacobian copy rows of
-//! cells into plain windows to vectorise the arithmetic). Prefer phase views where
-//! a phase's accesses split by owner.
+//! vectorises nor merges atomic accesses (Ocean at `-n1026` takes about 1.2-1.3x
+//! the time it took with non-atomic cells, though its Jacobian copies rows of cells
+//! into plain windows to vectorise the arithmetic and its stencils read each cell
+//! once). Prefer phase views where a phase's accesses split by owner.
 //!
 //! ```no_run
 //! use splash_ports::framework::{Machine, Partition, RunConfig};
