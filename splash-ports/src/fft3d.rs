@@ -43,9 +43,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::fft::{Complex, Drand48, fft1d_once};
-use crate::framework::{
-    Machine, Partition, Proc, RunConfig, Shared, SplashError, clock_us, getopt, int_arg,
-};
+use clap::{ArgAction, ArgMatches};
+
+use crate::framework::args::{Opt, in_order, parse_flags, program_command, whole};
+use crate::framework::{Machine, Partition, Proc, RunConfig, Shared, SplashError, clock_us};
 
 /// Round-trip tolerance, relative to the largest input magnitude.
 pub const ROUND_TRIP_TOLERANCE: f64 = 1e-12;
@@ -103,6 +104,23 @@ impl Options {
     /// # Errors
     /// [`SplashError::Usage`] naming the bad flag.
     pub fn parse(args: &[String]) -> Result<Options, SplashError> {
+        Options::from_opts(parse_flags::<Flags>("fft3d", args)?)
+    }
+
+    /// The options of flags read by clap (the `splash` command's `fft3d`).
+    ///
+    /// # Errors
+    /// As [`Options::parse`].
+    pub fn from_matches(m: &ArgMatches) -> Result<Options, SplashError> {
+        Options::from_opts(in_order(&program_command::<Flags>("fft3d"), m))
+    }
+
+    /// The flags in order, each checked as it comes, then the checks that involve
+    /// two flags.
+    ///
+    /// # Errors
+    /// [`SplashError::Usage`] naming the bad flag.
+    pub fn from_opts(opts: Vec<Opt>) -> Result<Options, SplashError> {
         let mut o = Options {
             n: 128,
             p: 1,
@@ -112,31 +130,13 @@ impl Options {
             stats: false,
             help: false,
         };
-        for opt in getopt(args, "n:p:i:tdsh")? {
-            let num = || int_arg(opt.letter, opt.arg.as_deref().unwrap_or_default());
-            match opt.letter {
-                'n' => {
-                    let n = num()?;
-                    if n < 1 || !(n as u64).is_power_of_two() || n as usize > MAX_N {
-                        return Err(usage(format!(
-                            "N must be a power of 2 between 1 and {MAX_N} (got {n})"
-                        )));
-                    }
-                    o.n = n as usize;
-                }
-                'p' => {
-                    let p = num()?;
-                    if p < 1 {
-                        return Err(usage(format!("P must be >= 1 (got {p})")));
-                    }
-                    o.p = usize::try_from(p).unwrap_or(usize::MAX);
-                }
+        for (letter, arg) in opts {
+            let arg = arg.unwrap_or_default();
+            match letter {
+                'n' => o.n = n_value(&arg).map_err(usage)?,
+                'p' => o.p = p_value(&arg).map_err(usage)?,
                 'i' => {
-                    let i = num()?;
-                    if i < 1 {
-                        return Err(usage(format!("I must be >= 1 (got {i})")));
-                    }
-                    o.iterations = i as usize;
+                    o.iterations = i_value(&arg).map_err(usage)?;
                     o.test = true;
                 }
                 't' => o.test = true,
@@ -146,7 +146,7 @@ impl Options {
                     o.help = true;
                     return Ok(o);
                 }
-                _ => unreachable!("getopt returns only letters of the optstring"),
+                _ => unreachable!("clap returns only the flags' letters"),
             }
         }
         if o.p > o.n {
@@ -163,6 +163,59 @@ impl Options {
         }
         Ok(o)
     }
+}
+
+fn n_value(s: &str) -> Result<usize, String> {
+    let n = whole('n', s)?;
+    if n < 1 || !(n as u64).is_power_of_two() || n as usize > MAX_N {
+        return Err(format!(
+            "N must be a power of 2 between 1 and {MAX_N} (got {n})"
+        ));
+    }
+    Ok(n as usize)
+}
+
+fn p_value(s: &str) -> Result<usize, String> {
+    let p = whole('p', s)?;
+    if p < 1 {
+        return Err(format!("P must be >= 1 (got {p})"));
+    }
+    Ok(usize::try_from(p).unwrap_or(usize::MAX))
+}
+
+fn i_value(s: &str) -> Result<usize, String> {
+    let i = whole('i', s)?;
+    if i < 1 {
+        return Err(format!("I must be >= 1 (got {i})"));
+    }
+    Ok(usize::try_from(i).unwrap_or(usize::MAX))
+}
+
+/// The flags (`-n -p -i -t -d -s -h`), for clap and the help: values as given
+/// (checked in order by [`Options::from_opts`]).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Flags {
+    /// N = points per axis, a power of 2 (N*N*N complex doubles; default 128).
+    #[arg(short = 'n', value_name = "N", action = ArgAction::Append, allow_hyphen_values = true)]
+    n: Vec<String>,
+    /// P = number of threads, 1 <= P <= N (default 1).
+    #[arg(short = 'p', value_name = "P", action = ArgAction::Append, allow_hyphen_values = true)]
+    p: Vec<String>,
+    /// I = forward + inverse round trips (implies -t; default 1).
+    #[arg(short = 'i', value_name = "I", action = ArgAction::Append, allow_hyphen_values = true)]
+    i: Vec<String>,
+    /// Perform the FFT and the inverse FFT; test the round trip.
+    #[arg(short = 't', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    t: Vec<String>,
+    /// Compare the forward FFT with a direct DFT (N <= 16).
+    #[arg(short = 'd', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    d: Vec<String>,
+    /// Print individual thread timing statistics.
+    #[arg(short = 's', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    s: Vec<String>,
+    /// Print out command line options.
+    #[arg(short = 'h', action = ArgAction::Append, num_args = 0, default_missing_value = "")]
+    h: Vec<String>,
 }
 
 /// Planes of thread `t` of `p` over `n`.
@@ -207,11 +260,10 @@ impl Cube<'_> {
         planes.start * nn..planes.end * nn
     }
 
-    /// x-lines in place, y-lines through a buffer, in this thread's z-planes of `a`.
-    fn planes_2d(&self, direction: f64, mine: &Range<usize>, buf: &mut [Complex]) {
+    /// x-lines in place, y-lines through a buffer, in this thread's z-planes of `a`
+    /// (its own part).
+    fn planes_2d(&self, direction: f64, a: &mut [Complex], buf: &mut [Complex]) {
         let n = self.n;
-        // SAFETY: between barriers each thread touches only its own planes of a.
-        let a = unsafe { self.a.slice_mut(self.plane(mine)) };
         for plane in a.chunks_exact_mut(n * n) {
             if direction > 0.0 {
                 self.x_lines(direction, plane);
@@ -255,17 +307,14 @@ impl Cube<'_> {
     /// contiguous lines of `dst` (reads in runs, then writes in runs).
     fn transpose(
         &self,
-        src: &Shared<Complex>,
-        dst: &Shared<Complex>,
+        s: &[Complex],
+        d: &mut [Complex],
         mine: &Range<usize>,
         tile: &mut [Complex],
     ) {
         let n = self.n;
         let nn = n * n;
-        // SAFETY: in a transpose phase nobody writes src.
-        let s = unsafe { src.slice(0..src.len()) };
-        // SAFETY: each thread writes only its own planes of dst.
-        let d = unsafe { dst.slice_mut(self.plane(mine)) };
+        debug_assert_eq!(d.len(), self.plane(mine).len());
         let first = mine.start;
         let mut i0 = mine.start;
         while i0 < mine.end {
@@ -286,19 +335,15 @@ impl Cube<'_> {
         }
     }
 
-    /// z-lines in place in this thread's x-planes of `b`.
-    fn z_lines(&self, direction: f64, mine: &Range<usize>) {
-        // SAFETY: each thread touches only its own planes of b here.
-        let b = unsafe { self.b.slice_mut(self.plane(mine)) };
+    /// z-lines in place in this thread's x-planes of `b` (its own part).
+    fn z_lines(&self, direction: f64, b: &mut [Complex]) {
         for line in b.chunks_exact_mut(self.n) {
             fft1d_once(direction, self.m, self.roots, line);
         }
     }
 
-    fn scale(&self, mine: &Range<usize>) {
+    fn scale(&self, a: &mut [Complex]) {
         let f = 1.0 / (self.n * self.n * self.n) as f64;
-        // SAFETY: own planes of a only.
-        let a = unsafe { self.a.slice_mut(self.plane(mine)) };
         for v in a {
             v[0] *= f;
             v[1] *= f;
@@ -312,7 +357,28 @@ impl Cube<'_> {
 /// [`SplashError::Usage`] for bad flags; the framework's errors.
 pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(), SplashError> {
     let start = clock_us();
-    let o = Options::parse(args)?;
+    run_options(Options::parse(args)?, start, common, out)
+}
+
+/// Runs the 3D-FFT with flags read by clap (the `splash` command's `fft3d`).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_matches(
+    flags: &ArgMatches,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
+    let start = clock_us();
+    run_options(Options::from_matches(flags)?, start, common, out)
+}
+
+fn run_options(
+    o: Options,
+    start: u64,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
     if o.help {
         out.write_all(USAGE.as_bytes())?;
         return Ok(());
@@ -328,7 +394,7 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
             })
             .collect(),
     );
-    let a = machine.shared::<Complex>("fft3d.a", len, &parts)?;
+    let mut a = machine.shared::<Complex>("fft3d.a", len, &parts)?;
     let b = machine.shared::<Complex>("fft3d.b", len, &parts)?;
 
     writeln!(out)?;
@@ -341,8 +407,8 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     }
     writeln!(out)?;
 
-    // SAFETY: no thread runs yet.
-    let input = unsafe { a.slice_mut(0..len) };
+    // No thread runs yet: all of it.
+    let input = a.get_mut();
     let mut r = Drand48::new(0);
     for v in input.iter_mut() {
         let re = r.next_f64();
@@ -364,7 +430,7 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     let spectrum = Mutex::new(None::<Vec<Complex>>);
     let times = Mutex::new(vec![Times::default(); p]);
     let marks = Mutex::new((0u64, 0u64));
-    machine.run(|proc: &Proc<'_>| {
+    machine.run(|proc: &mut Proc<'_>| {
         let me = proc.id();
         let mine = planes(n, me, p);
         let mut buf = vec![[0.0; 2]; GATHER.min(n) * n];
@@ -374,16 +440,17 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
         let initdone = clock();
         let mut trans = 0;
         for it in 0..o.iterations {
-            cube.planes_2d(1.0, &mine, &mut buf);
+            cube.planes_2d(1.0, cube.a.own_mut(proc), &mut buf);
             proc.barrier();
             let t1 = clock();
-            cube.transpose(cube.a, cube.b, &mine, &mut buf);
+            let bs = cube.b.own_mut(proc);
+            cube.transpose(cube.a.read_all(proc), bs, &mine, &mut buf);
             trans += clock() - t1;
-            cube.z_lines(1.0, &mine);
+            cube.z_lines(1.0, bs);
             proc.barrier();
             if it == 0 {
-                // SAFETY: b is only read until the next barrier.
-                let bs = unsafe { b.slice(cube.plane(&mine)) };
+                // b is only read until the next barrier.
+                let bs = &cube.b.read_all(proc)[cube.plane(&mine)];
                 for (i, plane) in bs.chunks_exact(n * n).enumerate() {
                     let mut sums = [0.0; 3];
                     for v in plane {
@@ -396,8 +463,7 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
                     }
                 }
                 if o.dft && me == 0 {
-                    // SAFETY: as above.
-                    let all = unsafe { b.slice(0..len) }.to_vec();
+                    let all = cube.b.read_all(proc).to_vec();
                     *spectrum.lock().unwrap_or_else(|e| e.into_inner()) = Some(all);
                 }
                 proc.barrier();
@@ -405,13 +471,14 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
             if !o.test {
                 break;
             }
-            cube.z_lines(-1.0, &mine);
+            cube.z_lines(-1.0, cube.b.own_mut(proc));
             proc.barrier();
             let t1 = clock();
-            cube.transpose(cube.b, cube.a, &mine, &mut buf);
+            let at = cube.a.own_mut(proc);
+            cube.transpose(cube.b.read_all(proc), at, &mine, &mut buf);
             trans += clock() - t1;
-            cube.planes_2d(-1.0, &mine, &mut buf);
-            cube.scale(&mine);
+            cube.planes_2d(-1.0, at, &mut buf);
+            cube.scale(at);
             proc.barrier();
         }
         if clocked {
@@ -474,8 +541,8 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
 
     let input = keep.unwrap_or_default();
     if o.test {
-        // SAFETY: the run has ended.
-        let back = unsafe { a.slice(0..len) };
+        // The run has ended.
+        let back = a.get_mut();
         let (err, big) = max_error(&input, back);
         writeln!(out, "              INVERSE FFT TEST RESULTS")?;
         writeln!(

@@ -13,6 +13,7 @@
 //! program's flags, `out` gets its output lines. The `splash` command (in
 //! `rset-tools`) parses the common flags and dispatches to them.
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod fft;
 pub mod fft3d;

@@ -53,16 +53,17 @@ fn both_layouts_give_zeroed_present_arrays_that_threads_share() {
         let seen = AtomicUsize::new(0);
         m.run(|p| {
             let r = p.id() * n / p.nprocs()..(p.id() + 1) * n / p.nprocs();
-            // SAFETY: each thread writes only its own range before the barrier.
-            let mine = unsafe { x.slice_mut(r) };
+            assert_eq!(x.own_range(p.id()), r);
+            // Each thread writes only its own range before the barrier.
+            let mine = x.own_mut(p);
             assert!(mine.iter().all(|v| *v == [0.0, 0.0]), "zeroed at birth");
             for (i, v) in mine.iter_mut().enumerate() {
                 *v = [p.id() as f64, i as f64];
             }
             seen.fetch_add(1 << (4 * p.id()), Ordering::Relaxed);
             p.barrier();
-            // SAFETY: nobody writes after the barrier.
-            let all = unsafe { x.slice(0..n) };
+            // Nobody writes after the barrier.
+            let all = x.read_all(p);
             let owner = |i: usize| (0..3).find(|&t| i < (t + 1) * n / 3).unwrap();
             assert!(all.iter().enumerate().all(|(i, v)| v[0] == owner(i) as f64));
         })
@@ -153,10 +154,10 @@ fn monitor_sessions_name_every_array() {
     m.run(|p| {
         for _ in 0..20 {
             let r = p.id() * n / 2..(p.id() + 1) * n / 2;
-            // SAFETY: each thread writes its own half.
-            let sa = unsafe { a.slice_mut(r.clone()) };
-            // SAFETY: as above.
-            let sb = unsafe { b.slice_mut(r) };
+            assert_eq!((a.own_range(p.id()), b.own_range(p.id())), (r.clone(), r));
+            // Each thread writes its own half.
+            let sa = a.own_mut(p);
+            let sb = b.own_mut(p);
             for (x, y) in sa.iter_mut().zip(sb.iter_mut()) {
                 *x += 1.0;
                 *y += 1;
@@ -229,8 +230,8 @@ fn zoom_run(
     }
     m.run(|p| {
         for x in &arrays {
-            // SAFETY: every thread only reads.
-            let all = unsafe { x.slice(0..x.len()) };
+            // Every thread only reads.
+            let all = x.read_all(p);
             std::hint::black_box(all.iter().sum::<f64>() + p.id() as f64);
         }
     })?;

@@ -11,6 +11,7 @@
 //! | [`run`] | `rset-run` | arguments, the plan handed to the preloaded library, the report; the adaptation loop (`--adapt`) gets a file here |
 //! | [`mon`] | `rset-mon` | `record`, `refine`, `report`, their value parsers, the passive marker |
 //! | [`bench`](mod@bench) | `rset-bench` | the latency and bandwidth kernels; the command in [`bench::cmd`] (`lat`, `bw`, `matrix`) |
+//! | [`splash`] | `splash` | the SPLASH-2 programs' flags (clap, the originals' getopt rules), dispatch, `compare` |
 //! | `top` | `rset-top` | (to come) the live view, a ratatui TUI, gets this folder |
 //!
 //! Shared by several commands: [`cli`] (a failure with its exit status, output
@@ -31,3 +32,4 @@ pub mod launch;
 pub mod mon;
 pub mod rset;
 pub mod run;
+pub mod splash;

@@ -1,62 +1,14 @@
 //! Views of Ocean's shared grids, element by element, as the original's threads see them.
 //!
-//! # Safety
-//!
 //! Ocean's threads share every grid: each thread writes only its own subgrids, and reads
 //! its neighbours' border points, with barriers between the phases, exactly as the C
 //! program does. A Rust reference to a whole subgrid cannot express that (a neighbour
 //! reads the border points of a row while its owner updates the other points of the same
-//! row), so the grids are seen as arrays of [`Cell64`], an `UnsafeCell<f64>` shared
-//! between threads: reads and writes go through raw pointers and never assert exclusive
-//! access to more than the one element.
-//!
-//! What remains is the rule that no element is written by one thread while another reads
-//! or writes it without a barrier in between. The views are created by the one `unsafe`
-//! function [`cells`], whose caller takes on that rule for the whole run; the port keeps
-//! the original's phases and barriers to honour it.
+//! row), so the grids are seen as arrays of the framework's [`Cell64`]: relaxed atomic
+//! loads and stores, never a reference to more than one element, ordered by the
+//! barriers ([`crate::framework::Shared::cells`]).
 
-use std::cell::UnsafeCell;
-
-use crate::framework::Shared;
-
-/// One `f64` of a shared grid (same layout as `f64`).
-#[repr(transparent)]
-pub(crate) struct Cell64(UnsafeCell<f64>);
-
-// SAFETY: the element is only accessed through `get` and `set`, which copy the value in
-// or out; concurrent accesses are ordered by the program's barriers (module rule above).
-unsafe impl Sync for Cell64 {}
-
-impl Cell64 {
-    /// Reads the element.
-    #[inline(always)]
-    pub(crate) fn get(&self) -> f64 {
-        // SAFETY: valid, aligned f64; no thread writes it concurrently (module rule).
-        unsafe { *self.0.get() }
-    }
-
-    /// Writes the element.
-    #[inline(always)]
-    pub(crate) fn set(&self, v: f64) {
-        // SAFETY: valid, aligned f64; no thread accesses it concurrently (module rule).
-        unsafe { *self.0.get() = v }
-    }
-}
-
-/// The whole of a shared array as cells.
-///
-/// # Safety
-///
-/// For as long as the returned slice lives, no element may be written by one thread while
-/// another thread reads or writes it, unless a barrier separates the two accesses.
-pub(crate) unsafe fn cells(shared: &Shared<f64>) -> &[Cell64] {
-    let len = shared.len();
-    let ptr = shared.as_ptr().cast::<Cell64>().cast_const();
-    // SAFETY: `Shared` owns `len` initialised (zeroed) f64 for as long as it is borrowed;
-    // Cell64 is a transparent UnsafeCell<f64>, so it has f64's layout and allows shared
-    // mutation through `&`; the concurrency rule is the caller's (see above).
-    unsafe { std::slice::from_raw_parts(ptr, len) }
-}
+use crate::framework::Cell64;
 
 /// One subgrid: `rows` x `cols` cells, row-major.
 #[derive(Clone, Copy)]
@@ -84,6 +36,50 @@ impl<'a> Plane<'a> {
     #[inline(always)]
     pub(crate) fn set(&self, i: usize, j: usize, v: f64) {
         self.cells[i * self.cols + j].set(v)
+    }
+}
+
+/// Copies of consecutive rows of a plane in plain `f64`, for stencils: the cells are
+/// read once per row into the window (relaxed loads, plain moves), so the arithmetic
+/// runs on plain slices that the compiler vectorises.
+pub(crate) struct Rows<const K: usize> {
+    rows: [Vec<f64>; K],
+}
+
+impl<const K: usize> Rows<K> {
+    /// Rows `first..first + K` of `plane`.
+    pub(crate) fn new(plane: &Plane<'_>, first: usize) -> Rows<K> {
+        Rows {
+            rows: std::array::from_fn(|k| plane.row(first + k).iter().map(Cell64::get).collect()),
+        }
+    }
+
+    /// Row `k` of the window.
+    #[inline(always)]
+    pub(crate) fn row(&self, k: usize) -> &[f64] {
+        &self.rows[k]
+    }
+
+    /// Moves the window one row down: row `next` of `plane` comes in last.
+    pub(crate) fn advance(&mut self, plane: &Plane<'_>, next: usize) {
+        self.rows.rotate_left(1);
+        load(plane.row(next), &mut self.rows[K - 1]);
+    }
+}
+
+/// `buf = src`, cell by cell.
+#[inline(always)]
+pub(crate) fn load(src: &[Cell64], buf: &mut [f64]) {
+    for (b, c) in buf.iter_mut().zip(src) {
+        *b = c.get();
+    }
+}
+
+/// `dst = buf`, cell by cell.
+#[inline(always)]
+pub(crate) fn store(dst: &[Cell64], buf: &[f64]) {
+    for (c, b) in dst.iter().zip(buf) {
+        c.set(*b);
     }
 }
 

@@ -2,7 +2,7 @@
 //! `subblock.C`): the processors form an `xprocs` x `yprocs` mesh and thread `p` owns the
 //! square-like subgrid at mesh row `p / xprocs`, column `p % xprocs`, on every level.
 
-use super::OceanError;
+use super::error::OceanError;
 
 /// Neighbour directions, numbered as in the original (`decs.H`).
 pub(crate) const UP: usize = 0;

@@ -12,10 +12,12 @@
 //! work of every solve, which match the C program's to the printed digits. The timing
 //! lines are in microseconds.
 //!
-//! Every grid is a framework [`Shared`] array labelled `ocean.<name>` as in the original
-//! (`ocean.psi`, `ocean.q_multi`, ...), with one page-aligned block per thread described
-//! by a [`Partition`]: `--layout orig` stripes it one page per node, `--layout reorg`
-//! puts each thread's block on its node.
+//! Every grid is a framework [`Shared`](crate::framework::Shared) array labelled
+//! `ocean.<name>` as in the original (`ocean.psi`, `ocean.q_multi`, ...), with one
+//! page-aligned block per thread described by a
+//! [`Partition`](crate::framework::Partition): `--layout orig` stripes it one page per
+//! node, `--layout reorg` puts each thread's block on its node. The threads see the
+//! grids as relaxed-atomic cells ([`crate::framework::Cell64`], `team.rs`).
 //!
 //! Results do not depend on the layout at all, and depend on the thread count only through
 //! the order in which the two global sums (`psiai`, `psibi`) add up the threads' partial
@@ -27,212 +29,26 @@
 
 mod cells;
 mod cfmt;
+mod error;
 mod geometry;
 mod multigrid;
+mod params;
 mod slave;
 mod stencil;
+mod team;
 
 use std::io::Write;
-use std::sync::Mutex;
 
-use crate::framework::{self, Machine, Partition, RunConfig, Shared, SplashError};
-use cells::{Cell64, Field, FieldLayout, MgField};
+use crate::framework::{Machine, RunConfig, SplashError};
+pub use error::OceanError;
 use geometry::Geometry;
-use slave::{ProcStats, Worker};
-
-/// Defaults of the original.
-const DEFAULT_N: usize = 258;
-const DEFAULT_P: usize = 1;
-const DEFAULT_E: f64 = 1e-7;
-const DEFAULT_R: f64 = 20000.0;
-const DEFAULT_T: f64 = 28800.0;
+pub use params::Flags;
+use params::{Params, Parsed, write_usage};
+use slave::Worker;
+use team::{ProcStats, Store, Team, clock};
 
 /// At most this many time steps (a smaller `-t` would run for days).
 const MAX_STEPS: f64 = 1e8;
-
-/// What can go wrong in Ocean: bad flags (with the original's messages) or a solver that
-/// does not converge.
-#[derive(Debug, thiserror::Error)]
-pub enum OceanError {
-    /// `-n` is not (a power of 2) + 2.
-    #[error("-n{value}: Grid must be ((power of 2)+2) in each dimension")]
-    BadGrid {
-        /// The value given.
-        value: String,
-    },
-    /// `-p` is below 1.
-    #[error("-p{value}: P must be >= 1")]
-    TooFewProcs {
-        /// The value given.
-        value: String,
-    },
-    /// `-p` is not a power of 2.
-    #[error("-p{value}: P must be a power of 2")]
-    ProcsNotPowerOf2 {
-        /// The value given.
-        value: String,
-    },
-    /// A number flag's value is not a number.
-    #[error("-{flag}{value}: not a number")]
-    NotANumber {
-        /// The flag.
-        flag: char,
-        /// The value given.
-        value: String,
-    },
-    /// `-r` or `-t` is not positive.
-    #[error("-{flag}{value}: must be > 0")]
-    NotPositive {
-        /// The flag.
-        flag: char,
-        /// The value given.
-        value: String,
-    },
-    /// No factorisation of the thread count into a mesh.
-    #[error("-p{nprocs}: Could not find factors for subblocking")]
-    NoFactors {
-        /// The thread count.
-        nprocs: usize,
-    },
-    /// More threads than the grid allows: each needs at least 2 x 2 points.
-    #[error("-n{n} -p{nprocs}: Must have at least 2 grid points per processor in each dimension")]
-    TooManyProcs {
-        /// The grid size.
-        n: usize,
-        /// The thread count.
-        nprocs: usize,
-    },
-    /// The grid does not fit in memory addresses.
-    #[error("-n{n}: grid too large")]
-    TooLarge {
-        /// The grid size.
-        n: usize,
-    },
-    /// The time step never reaches the end of day 2 (the original would loop forever),
-    /// or takes more than 10^8 steps.
-    #[error("-t{dtau}: the simulation would never end with this time step")]
-    EndlessTimestep {
-        /// The time step, in seconds.
-        dtau: f64,
-    },
-    /// The multigrid solver did not converge within its work limit.
-    #[error("Maximum work limit {limit:.5} exceeded")]
-    MaxWork {
-        /// The limit, in finest-grid sweeps.
-        limit: f64,
-    },
-    /// Writing the output failed.
-    #[error("writing the output: {0}")]
-    Output(#[from] std::io::Error),
-}
-
-impl From<OceanError> for SplashError {
-    /// Everything but an output error reads as the C original's `ERROR:` messages
-    /// (the solver's work limit included: it follows from the flags `-e -r -t`).
-    fn from(e: OceanError) -> SplashError {
-        match e {
-            OceanError::Output(e) => SplashError::Output(e),
-            e => SplashError::Usage(e.to_string()),
-        }
-    }
-}
-
-/// The original's flags.
-#[derive(Debug, Clone)]
-struct Params {
-    n: usize,
-    nprocs: usize,
-    tolerance: f64,
-    res: f64,
-    dtau: f64,
-    do_stats: bool,
-    do_output: bool,
-}
-
-enum Parsed {
-    Run(Params),
-    Help,
-}
-
-impl Params {
-    /// Parses the flags as the original's `getopt(argc, argv, "n:p:e:r:t:soh")` loop,
-    /// with its checks.
-    fn parse(args: &[String]) -> Result<Parsed, SplashError> {
-        let mut p = Params {
-            n: DEFAULT_N,
-            nprocs: DEFAULT_P,
-            tolerance: DEFAULT_E,
-            res: DEFAULT_R,
-            dtau: DEFAULT_T,
-            do_stats: false,
-            do_output: false,
-        };
-        for opt in framework::getopt(args, "n:p:e:r:t:soh")? {
-            match (opt.letter, opt.arg) {
-                ('s', _) => p.do_stats = !p.do_stats,
-                ('o', _) => p.do_output = !p.do_output,
-                ('h', _) => return Ok(Parsed::Help),
-                (flag, Some(value)) => p.set(flag, value)?,
-                (flag, None) => {
-                    return Err(SplashError::Usage(format!("invalid option -- '{flag}'")));
-                }
-            }
-        }
-        Ok(Parsed::Run(p))
-    }
-
-    fn set(&mut self, flag: char, value: String) -> Result<(), OceanError> {
-        let number = |value: &str| -> Result<f64, OceanError> {
-            value
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| OceanError::NotANumber {
-                    flag,
-                    value: value.to_string(),
-                })
-        };
-        match flag {
-            'n' => {
-                let n = value.trim().parse::<i64>().ok();
-                match n.filter(|&n| n >= 2 && geometry::log_2(n - 2).is_some()) {
-                    Some(n) => {
-                        self.n = usize::try_from(n).map_err(|_| OceanError::BadGrid { value })?
-                    }
-                    None => return Err(OceanError::BadGrid { value }),
-                }
-            }
-            'p' => {
-                let p = value.trim().parse::<i64>().ok();
-                match p {
-                    Some(p) if p >= 1 => {
-                        if geometry::log_2(p).is_none() {
-                            return Err(OceanError::ProcsNotPowerOf2 { value });
-                        }
-                        self.nprocs = usize::try_from(p)
-                            .map_err(|_| OceanError::ProcsNotPowerOf2 { value })?;
-                    }
-                    _ => return Err(OceanError::TooFewProcs { value }),
-                }
-            }
-            'e' => self.tolerance = number(&value)?,
-            'r' | 't' => {
-                let v = number(&value)?;
-                if v <= 0.0 {
-                    return Err(OceanError::NotPositive { flag, value });
-                }
-                if flag == 'r' {
-                    self.res = v;
-                } else {
-                    self.dtau = v;
-                }
-            }
-            _ => unreachable!("getopt passes only the letters of the optstring"),
-        }
-        Ok(())
-    }
-}
 
 /// The number of time steps the original's day counters give for `dtau`, or `None` where
 /// it would loop forever (its outer loop re-tests flags that never change again).
@@ -262,258 +78,6 @@ fn timesteps(dtau: f64) -> Option<u64> {
     (iday >= slave::OUTDAY3 as i64).then_some(nstep)
 }
 
-/// The original's `CLOCK`: microseconds.
-fn clock() -> u64 {
-    framework::clock_us()
-}
-
-/// The physical constants and derived values of the original's `main`.
-struct Consts {
-    h1: f64,
-    h3: f64,
-    h: f64,
-    lf: f64,
-    f0: f64,
-    beta: f64,
-    t0: f64,
-    pi: f64,
-    eig2: f64,
-    ysca: f64,
-    factjacob: f64,
-    factlap: f64,
-}
-
-impl Consts {
-    fn new(p: &Params) -> Consts {
-        let (h1, h3, h) = (1000.0, 4000.0, 5000.0);
-        let (f0, gpr) = (8.3e-5, 0.02);
-        let res = p.res;
-        let pi = 4.0 * 1.0f64.atan();
-        let jmm1 = p.n - 1;
-        Consts {
-            h1,
-            h3,
-            h,
-            lf: -5.12e11,
-            f0,
-            beta: 2.0e-11,
-            t0: 0.5e-4,
-            pi,
-            eig2: -h * f0 * f0 / (h1 * h3 * gpr),
-            ysca: jmm1 as f64 * res,
-            factjacob: -1.0 / (12.0 * res * res),
-            factlap: 1.0 / (res * res),
-        }
-    }
-}
-
-/// A global sum made of one partial sum per thread (the original adds them into one
-/// shared variable under a lock, in whatever order the threads come; we keep them apart
-/// and add them in thread order, one of those orders, so runs are reproducible).
-struct Sums(Mutex<Vec<f64>>);
-
-impl Sums {
-    fn new(n: usize) -> Sums {
-        Sums(Mutex::new(vec![0.0; n]))
-    }
-
-    fn contribute(&self, id: usize, v: f64) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())[id] = v;
-    }
-
-    /// The sum; call after a barrier that follows every thread's `contribute`.
-    fn total(&self) -> f64 {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .fold(0.0, |s, v| s + v)
-    }
-}
-
-/// The finest-level grids of the original, with their number of subgrids.
-const FIELDS: [(&str, usize); 18] = [
-    ("psi", 2),
-    ("psim", 2),
-    ("psium", 1),
-    ("psilm", 1),
-    ("psib", 1),
-    ("ga", 1),
-    ("gb", 1),
-    ("work1", 2),
-    ("work2", 1),
-    ("work3", 1),
-    ("work4", 2),
-    ("work5", 2),
-    ("work6", 1),
-    ("work7", 2),
-    ("temparray", 2),
-    ("tauz", 1),
-    ("oldga", 1),
-    ("oldgb", 1),
-];
-
-/// The shared arrays, allocated through the framework.
-struct Store {
-    fields: Vec<(Shared<f64>, FieldLayout)>,
-    q: Shared<f64>,
-    rhs: Shared<f64>,
-    mg: FieldLayout,
-    f: Shared<f64>,
-}
-
-impl Store {
-    fn allocate(machine: &Machine, g: &Geometry, n: usize) -> Result<Store, SplashError> {
-        let too_large = || SplashError::from(OceanError::TooLarge { n });
-        let nprocs = g.nprocs;
-        let parts = |layout: &FieldLayout| {
-            Partition::by_thread(
-                (0..nprocs)
-                    .map(|p| (p * layout.block..(p + 1) * layout.block, p))
-                    .collect(),
-            )
-        };
-        let mut fields = Vec::with_capacity(FIELDS.len());
-        for (name, nsub) in FIELDS {
-            let layout = FieldLayout::new(&vec![(g.im, g.jm); nsub]).ok_or_else(too_large)?;
-            let len = layout.block.checked_mul(nprocs).ok_or_else(too_large)?;
-            let shared = machine.shared::<f64>(&format!("ocean.{name}"), len, &parts(&layout))?;
-            fields.push((shared, layout));
-        }
-        let dims: Vec<(usize, usize)> = (0..g.numlev).map(|k| (g.rows(k), g.cols(k))).collect();
-        let mg = FieldLayout::new(&dims).ok_or_else(too_large)?;
-        let len = mg.block.checked_mul(nprocs).ok_or_else(too_large)?;
-        let q = machine.shared::<f64>("ocean.q_multi", len, &parts(&mg))?;
-        let rhs = machine.shared::<f64>("ocean.rhs_multi", len, &parts(&mg))?;
-        // f (the Coriolis parameter by column) is written by thread 0 and read by all.
-        let f = machine.shared::<f64>("ocean.f", n, &Partition::by_thread(vec![(0..n, 0)]))?;
-        Ok(Store {
-            fields,
-            q,
-            rhs,
-            mg,
-            f,
-        })
-    }
-}
-
-/// What the threads share: the grids (as cells), the constants, and the original's
-/// globals guarded by its locks.
-pub(crate) struct Team<'a> {
-    params: &'a Params,
-    geom: &'a Geometry,
-    c: Consts,
-    psi: Field<'a>,
-    psim: Field<'a>,
-    psium: Field<'a>,
-    psilm: Field<'a>,
-    psib: Field<'a>,
-    ga: Field<'a>,
-    gb: Field<'a>,
-    work1: Field<'a>,
-    work2: Field<'a>,
-    work3: Field<'a>,
-    work4: Field<'a>,
-    work5: Field<'a>,
-    work6: Field<'a>,
-    work7: Field<'a>,
-    temparray: Field<'a>,
-    tauz: Field<'a>,
-    oldga: Field<'a>,
-    oldgb: Field<'a>,
-    q: MgField<'a>,
-    rhs: MgField<'a>,
-    f: &'a [Cell64],
-    /// The multigrid's global error (`multi->err_multi`, under `error_lock`).
-    err_multi: Mutex<f64>,
-    psiai: Sums,
-    psibi: Sums,
-    /// Lines printed by the master thread during the run (`-o`).
-    lines: Mutex<Vec<String>>,
-    stats: Mutex<Vec<ProcStats>>,
-    trackstart: Mutex<u64>,
-    failure: Mutex<Option<OceanError>>,
-}
-
-impl<'a> Team<'a> {
-    /// # Safety
-    ///
-    /// The caller must uphold the rule of [`cells`](cells::cells) for every array of
-    /// `store` for as long as the team lives: Ocean's phases and barriers do.
-    unsafe fn new(params: &'a Params, geom: &'a Geometry, store: &'a Store) -> Team<'a> {
-        let field = |i: usize| {
-            let (shared, layout) = &store.fields[i];
-            // SAFETY: passed on to our caller (see above).
-            Field::new(unsafe { cells::cells(shared) }, layout)
-        };
-        // SAFETY: as above.
-        let q = unsafe { cells::cells(&store.q) };
-        // SAFETY: as above.
-        let rhs = unsafe { cells::cells(&store.rhs) };
-        // SAFETY: as above.
-        let f = unsafe { cells::cells(&store.f) };
-        Team {
-            params,
-            geom,
-            c: Consts::new(params),
-            psi: field(0),
-            psim: field(1),
-            psium: field(2),
-            psilm: field(3),
-            psib: field(4),
-            ga: field(5),
-            gb: field(6),
-            work1: field(7),
-            work2: field(8),
-            work3: field(9),
-            work4: field(10),
-            work5: field(11),
-            work6: field(12),
-            work7: field(13),
-            temparray: field(14),
-            tauz: field(15),
-            oldga: field(16),
-            oldgb: field(17),
-            q: MgField::new(q, &store.mg),
-            rhs: MgField::new(rhs, &store.mg),
-            f,
-            err_multi: Mutex::new(0.0),
-            psiai: Sums::new(geom.nprocs),
-            psibi: Sums::new(geom.nprocs),
-            lines: Mutex::new(Vec::new()),
-            stats: Mutex::new(vec![ProcStats::default(); geom.nprocs]),
-            trackstart: Mutex::new(0),
-            failure: Mutex::new(None),
-        }
-    }
-}
-
-fn write_usage(out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "Usage: OCEAN <options>\n")?;
-    writeln!(out, "options:")?;
-    writeln!(
-        out,
-        "  -nN : Simulate NxN ocean.  N must be (power of 2)+2."
-    )?;
-    writeln!(
-        out,
-        "  -pP : P = number of processors.  P must be power of 2."
-    )?;
-    writeln!(out, "  -eE : E = error tolerance for iterative relaxation.")?;
-    writeln!(out, "  -rR : R = distance between grid points in meters.")?;
-    writeln!(out, "  -tT : T = timestep in seconds.")?;
-    writeln!(out, "  -s  : Print timing statistics.")?;
-    writeln!(out, "  -o  : Print out relaxation residual values.")?;
-    writeln!(out, "  -h  : Print out command line options.\n")?;
-    writeln!(
-        out,
-        "Default: OCEAN -n{DEFAULT_N} -p{DEFAULT_P} -e{} -r{} -t{}",
-        cfmt::general(DEFAULT_E, 6),
-        cfmt::general(DEFAULT_R, 6),
-        cfmt::general(DEFAULT_T, 6)
-    )
-}
-
 /// Runs Ocean with the original's flags `args` (e.g. `["-n258", "-p2", "-o"]`) on the
 /// machine described by `common`, printing the original's output to `out`.
 ///
@@ -524,7 +88,30 @@ fn write_usage(out: &mut dyn Write) -> std::io::Result<()> {
 /// its work limit; framework errors as they come.
 pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(), SplashError> {
     let start = clock();
-    let params = match Params::parse(args)? {
+    run_parsed(Params::parse(args)?, start, common, out)
+}
+
+/// Runs Ocean with flags read by clap (the `splash` command's `ocean`).
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_matches(
+    flags: &clap::ArgMatches,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
+    let start = clock();
+    run_parsed(Params::from_matches(flags)?, start, common, out)
+}
+
+fn run_parsed(
+    parsed: Parsed,
+    start: u64,
+    common: &RunConfig,
+    out: &mut dyn Write,
+) -> Result<(), SplashError> {
+    let params = match parsed {
         Parsed::Help => {
             write_usage(out).map_err(OceanError::from)?;
             return Ok(());
@@ -538,11 +125,12 @@ pub fn run(args: &[String], common: &RunConfig, out: &mut dyn Write) -> Result<(
     write_header(out, &params).map_err(OceanError::from)?;
 
     let machine = Machine::new(common, params.nprocs)?;
-    let store = Store::allocate(&machine, &geom, params.n)?;
-    // SAFETY: the team's threads follow the original's phases and barriers: each writes
-    // only its own subgrids, and reads a neighbour's only where the original does, with a
-    // barrier since the neighbour last wrote there.
-    let team = unsafe { Team::new(&params, &geom, &store) };
+    let mut store = Store::allocate(&machine, &geom, params.n)?;
+    // The grids as cells: each thread writes only its own subgrids, and reads a
+    // neighbour's only where the original does, with a barrier since the neighbour last
+    // wrote there (relaxed atomic cells, so the port's phases are a matter of results,
+    // not of memory safety).
+    let team = Team::new(&params, &geom, &mut store);
     let ran = machine.run(|proc| {
         let mut w = Worker::new(&team, proc);
         let result = w.slave();

@@ -2,16 +2,16 @@
 //! relaxation and half-injection, run by every thread on its own subgrids, with the
 //! original's barriers and its lock-protected global error.
 
-use super::OceanError;
 use super::cells::Plane;
 use super::cfmt;
+use super::error::OceanError;
 use super::geometry::{LEFT, UP, UPLEFT};
 use super::slave::Worker;
 
 /// The original's `maxwork`: relaxation sweeps (in finest-grid units) before giving up.
 pub(crate) const MAXWORK: f64 = 10000.0;
 
-impl<'a> Worker<'_, 'a> {
+impl<'a> Worker<'_, 'a, '_> {
     fn q(&self, p: usize, k: usize) -> Plane<'a> {
         self.team.q.level(p, k)
     }
@@ -118,8 +118,10 @@ impl<'a> Worker<'_, 'a> {
         let up = &q.row(i - 1)[..cols];
         let dn = &q.row(i + 1)[..cols];
         let b = &r.row(i)[..cols];
-        let point = |j: usize, maxerr: &mut f64| {
-            let s = a[j + 1].get() + a[j - 1].get() + up[j].get() + dn[j].get() - b[j].get();
+        // One point: `left` is a[j - 1], `right` a[j + 1] (points of the other colour,
+        // which this half-sweep does not change); the sum in the original's order.
+        let point = |j: usize, left: f64, right: f64, maxerr: &mut f64| {
+            let s = right + left + up[j].get() + dn[j].get() - b[j].get();
             let oldval = a[j].get();
             let newval = s / factor;
             let newerr = oldval - newval;
@@ -129,20 +131,25 @@ impl<'a> Worker<'_, 'a> {
             }
         };
         // Two points at a time with two running maxima (the largest change does not
-        // depend on the order), so the divisions of neighbouring points overlap.
+        // depend on the order), so the divisions of neighbouring points overlap; each
+        // other-colour point between two of them is read once.
         let (mut m0, mut m1) = (0.0f64, 0.0f64);
         let mut j = if (i + j0).is_multiple_of(2) {
             j0 + usize::from(!red)
         } else {
             j0 + usize::from(red)
         };
+        let mut left = a[j - 1].get();
         while j + 2 <= j1 {
-            point(j, &mut m0);
-            point(j + 2, &mut m1);
+            let mid = a[j + 1].get();
+            let right = a[j + 3].get();
+            point(j, left, mid, &mut m0);
+            point(j + 2, mid, right, &mut m1);
+            left = right;
             j += 4;
         }
         if j <= j1 {
-            point(j, &mut m0);
+            point(j, left, a[j + 1].get(), &mut m0);
         }
         max_err(m0, m1)
     }
@@ -466,6 +473,6 @@ fn max_err(a: f64, b: f64) -> f64 {
 
 /// `*c += v`, as C's `+=`.
 #[inline(always)]
-fn add(c: &super::cells::Cell64, v: f64) {
+fn add(c: &crate::framework::Cell64, v: f64) {
     c.set(c.get() + v);
 }

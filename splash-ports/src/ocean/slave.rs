@@ -1,26 +1,20 @@
 //! One thread's work: the original's `slave.C` (set-up and the time loop) and `slave2.C`
 //! (the ten phases of a time step), on the thread's own subgrids.
 
-use super::Team;
-use super::cells::{Cell64, Plane};
+use super::cells::Plane;
 use super::geometry::{DOWN, LEFT, ProcInfo, RIGHT, UP};
+use super::team::{ProcStats, Team, clock};
+use crate::framework::Cell64;
 use crate::framework::Proc;
 
 /// The original's `outday0` and `outday3`: the run ends once day 2 is passed.
 pub(crate) const OUTDAY0: f64 = 1.0;
 pub(crate) const OUTDAY3: f64 = 2.0;
 
-/// Timing of one thread, in clock ticks (microseconds), as the original's `gp[p]`.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ProcStats {
-    pub(crate) total_time: f64,
-    pub(crate) multi_time: f64,
-}
-
 /// A thread of the team, with its private copies of the original's per-process values.
-pub(crate) struct Worker<'t, 'a> {
+pub(crate) struct Worker<'t, 'a, 'p> {
     pub(crate) team: &'t Team<'a>,
-    pub(crate) proc: &'t Proc<'t>,
+    pub(crate) proc: &'t mut Proc<'p>,
     pub(crate) id: usize,
     pub(crate) info: ProcInfo,
     /// Rows and columns of the finest subgrid, ghost border included.
@@ -33,8 +27,8 @@ pub(crate) struct Worker<'t, 'a> {
     pub(crate) measure: bool,
 }
 
-impl<'t, 'a> Worker<'t, 'a> {
-    pub(crate) fn new(team: &'t Team<'a>, proc: &'t Proc<'t>) -> Worker<'t, 'a> {
+impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
+    pub(crate) fn new(team: &'t Team<'a>, proc: &'t mut Proc<'p>) -> Worker<'t, 'a, 'p> {
         let id = proc.id();
         let g = team.geom;
         let mut lev_tol = vec![0.0; g.numlev];
@@ -334,10 +328,10 @@ impl<'t, 'a> Worker<'t, 'a> {
                 dhourflag = false;
                 if nstep == 1 {
                     if self.master() {
-                        *t.trackstart.lock().unwrap_or_else(|e| e.into_inner()) = super::clock();
+                        *t.trackstart.lock().unwrap_or_else(|e| e.into_inner()) = clock();
                     }
                     if self.measure {
-                        self.stats.total_time = super::clock() as f64;
+                        self.stats.total_time = clock() as f64;
                         self.stats.multi_time = 0.0;
                     }
                 }
@@ -365,7 +359,7 @@ impl<'t, 'a> Worker<'t, 'a> {
             }
         }
         if self.measure {
-            self.stats.total_time = super::clock() as f64 - self.stats.total_time;
+            self.stats.total_time = clock() as f64 - self.stats.total_time;
         }
         Ok(())
     }
@@ -569,7 +563,7 @@ impl<'t, 'a> Worker<'t, 'a> {
         let start = self.measure.then(super::clock);
         self.multig()?;
         if let Some(start) = start {
-            self.stats.multi_time += super::clock().saturating_sub(start) as f64;
+            self.stats.multi_time += clock().saturating_sub(start) as f64;
         }
         // Both copies in one pass, as the original does.
         let (i0, i1, j0, j1) = self.rect();

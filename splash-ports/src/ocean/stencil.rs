@@ -2,11 +2,11 @@
 //! Arakawa Jacobian of a thread's subgrid), and the ghost-border exchange with corners
 //! that the Jacobian and the multigrid's `copy_borders` share.
 
-use super::cells::{Cell64, Field, Plane};
+use super::cells::{Field, Plane, Rows, store};
 use super::geometry::{DOWN, DOWNLEFT, DOWNRIGHT, LEFT, RIGHT, UP, UPLEFT, UPRIGHT};
 use super::slave::Worker;
 
-impl<'a> Worker<'_, 'a> {
+impl<'a> Worker<'_, 'a, '_> {
     /// Laplacian of subgrid `s` of `x` into subgrid `s` of `z` (finest level), after
     /// fetching `x`'s ghost edges from the neighbours; `z` is zero on the ocean's edges.
     pub(crate) fn laplacalc(&self, x: Field<'a>, z: Field<'a>, s: usize) {
@@ -19,18 +19,17 @@ impl<'a> Worker<'_, 'a> {
         let factlap = self.team.c.factlap;
         let n = lastcol;
         for i in 1..=lastrow {
-            // Exact-length windows: left, centre and right neighbours of points 1..=n.
+            // Exact-length windows of points 1..=n; each cell of row i read once (the
+            // left and centre values slide along), in the original's order of sums.
             let a = own.row(i);
-            let (al, ac, ar) = (&a[0..n], &a[1..=n], &a[2..n + 2]);
             let up = &own.row(i - 1)[1..=n];
             let dn = &own.row(i + 1)[1..=n];
             let b = &out.row(i)[1..=n];
-            for k in 0..n {
-                b[k].set(
-                    factlap
-                        * (dn[k].get() + up[k].get() + ar[k].get() + al[k].get()
-                            - 4.0 * ac[k].get()),
-                );
+            let (mut al, mut ac) = (a[0].get(), a[1].get());
+            for (((bk, dk), uk), rk) in b.iter().zip(dn).zip(up).zip(&a[2..n + 2]) {
+                let ar = rk.get();
+                bk.set(factlap * (dk.get() + uk.get() + ar + al - 4.0 * ac));
+                (al, ac) = (ac, ar);
             }
         }
         self.zero_edges(out, im, jm);
@@ -143,30 +142,38 @@ impl<'a> Worker<'_, 'a> {
 
         let factjacob = self.team.c.factjacob;
         let n = lastcol;
+        // Rows i - 1, i, i + 1 of x and y (z is another array).
+        let (mut x3, mut y3) = (Rows::<3>::new(&xo, 0), Rows::<3>::new(&yo, 0));
+        let mut c = vec![0.0; n];
         // Left, centre and right windows (exact length n) of a row around points 1..=n.
-        let w3 = |r: &'a [Cell64]| (&r[0..n], &r[1..=n], &r[2..n + 2]);
+        fn w3(r: &[f64], n: usize) -> [&[f64]; 3] {
+            [&r[0..n], &r[1..=n], &r[2..n + 2]]
+        }
         for i in 1..=lastrow {
-            let (al, a, ar) = w3(xo.row(i));
-            let (bl, _, br) = w3(yo.row(i));
-            let c = &z.row(i)[1..=n];
-            let (dl, d, dr) = w3(yo.row(i + 1));
-            let (el, e, er) = w3(yo.row(i - 1));
-            let (fl, f, fr) = w3(xo.row(i + 1));
-            let (gl, g, gr) = w3(xo.row(i - 1));
-            for k in 0..n {
-                let ak = a[k].get();
-                let f1 =
-                    (bl[k].get() + dl[k].get() - br[k].get() - dr[k].get()) * (f[k].get() - ak);
-                let f2 =
-                    (el[k].get() + bl[k].get() - er[k].get() - br[k].get()) * (ak - g[k].get());
-                let f3 = (d[k].get() + dr[k].get() - e[k].get() - er[k].get()) * (ar[k].get() - ak);
-                let f4 = (dl[k].get() + d[k].get() - el[k].get() - e[k].get()) * (ak - al[k].get());
-                let f5 = (d[k].get() - br[k].get()) * (fr[k].get() - ak);
-                let f6 = (bl[k].get() - e[k].get()) * (ak - gl[k].get());
-                let f7 = (br[k].get() - e[k].get()) * (gr[k].get() - ak);
-                let f8 = (d[k].get() - bl[k].get()) * (ak - fl[k].get());
-                c[k].set(factjacob * (f1 + f2 + f3 + f4 + f5 + f6 + f7 + f8));
+            if i > 1 {
+                x3.advance(&xo, i + 1);
+                y3.advance(&yo, i + 1);
             }
+            let [al, a, ar] = w3(x3.row(1), n);
+            let [bl, _, br] = w3(y3.row(1), n);
+            let [dl, d, dr] = w3(y3.row(2), n);
+            let [el, e, er] = w3(y3.row(0), n);
+            let [fl, f, fr] = w3(x3.row(2), n);
+            let [gl, g, gr] = w3(x3.row(0), n);
+            let c = &mut c[..n];
+            for k in 0..n {
+                let ak = a[k];
+                let f1 = (bl[k] + dl[k] - br[k] - dr[k]) * (f[k] - ak);
+                let f2 = (el[k] + bl[k] - er[k] - br[k]) * (ak - g[k]);
+                let f3 = (d[k] + dr[k] - e[k] - er[k]) * (ar[k] - ak);
+                let f4 = (dl[k] + d[k] - el[k] - e[k]) * (ak - al[k]);
+                let f5 = (d[k] - br[k]) * (fr[k] - ak);
+                let f6 = (bl[k] - e[k]) * (ak - gl[k]);
+                let f7 = (br[k] - e[k]) * (gr[k] - ak);
+                let f8 = (d[k] - bl[k]) * (ak - fl[k]);
+                c[k] = factjacob * (f1 + f2 + f3 + f4 + f5 + f6 + f7 + f8);
+            }
+            store(&z.row(i)[1..=n], c);
         }
         self.zero_edges(z, im, jm);
     }
