@@ -1,85 +1,133 @@
-//! Views of Ocean's shared grids, element by element, as the original's threads see them.
+//! Views of Ocean's shared grids, as the original's threads use them.
 //!
-//! Ocean's threads share every grid: each thread writes only its own subgrids, and reads
-//! its neighbours' border points, with barriers between the phases, exactly as the C
-//! program does. A Rust reference to a whole subgrid cannot express that (a neighbour
-//! reads the border points of a row while its owner updates the other points of the same
-//! row), so the grids are seen as arrays of the framework's [`Cell64`]: relaxed atomic
-//! loads and stores, never a reference to more than one element, ordered by the
-//! barriers ([`crate::framework::Shared::cells`]).
+//! Every grid is one framework [`Shared`] array with one page-padded block per thread
+//! (its range of the array's partition), holding that thread's subgrids, ghost ring
+//! included. As in the C program, a thread computes only on its own subgrids, and gets
+//! its neighbours' edge points into its own ghost ring by halo copies. Both are phase
+//! views of the framework:
+//!
+//! - a compute phase takes each array's own block mutably ([`Field::own`],
+//!   [`MgField::own`]): plain slices ([`Grid`]) that the compiler optimises;
+//! - a halo copy is two steps: in a phase of its own every thread reads the neighbours'
+//!   edge points of the whole array ([`Field::read`], [`MgField::read`]) into a private
+//!   [`Ghosts`]; after the barrier that ends it, the thread writes them into its own
+//!   ghost ring ([`Ghosts::apply`]) in the compute phase that needs them.
+//!
+//! A view that breaks this (a read of the whole array in a phase where its blocks are
+//! written) panics in the framework, naming the array.
 
-use crate::framework::Cell64;
+use crate::framework::{Proc, Shared};
 
-/// One subgrid: `rows` x `cols` cells, row-major.
-#[derive(Clone, Copy)]
-pub(crate) struct Plane<'a> {
-    cells: &'a [Cell64],
+/// One subgrid of a thread's own block, mutably: `rows` x `cols`, row-major.
+pub(crate) struct Grid<'a> {
+    data: &'a mut [f64],
     cols: usize,
 }
 
-impl<'a> Plane<'a> {
-    pub(crate) fn new(cells: &'a [Cell64], cols: usize) -> Plane<'a> {
-        Plane { cells, cols }
+impl<'a> Grid<'a> {
+    fn new(data: &'a mut [f64], cols: usize) -> Grid<'a> {
+        Grid { data, cols }
     }
 
-    /// Row `i` (all `cols` cells).
+    /// Row `i` (all `cols` points).
     #[inline(always)]
-    pub(crate) fn row(&self, i: usize) -> &'a [Cell64] {
-        &self.cells[i * self.cols..(i + 1) * self.cols]
+    pub(crate) fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Row `i`, mutably.
+    #[inline(always)]
+    pub(crate) fn row_mut(&mut self, i: usize) -> &mut [f64] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Rows `i - 1` and `i + 1`, and row `i` mutably between them.
+    #[inline(always)]
+    pub(crate) fn rows3(&mut self, i: usize) -> (&[f64], &mut [f64], &[f64]) {
+        let c = self.cols;
+        let (up, rest) = self.data[(i - 1) * c..(i + 2) * c].split_at_mut(c);
+        let (mid, down) = rest.split_at_mut(c);
+        (up, mid, down)
+    }
+
+    /// Rows `i` and `i + 1`, both mutably.
+    #[inline(always)]
+    pub(crate) fn rows2(&mut self, i: usize) -> (&mut [f64], &mut [f64]) {
+        let c = self.cols;
+        self.data[i * c..(i + 2) * c].split_at_mut(c)
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(&mut self, i: usize, j: usize, v: f64) {
+        self.data[i * self.cols + j] = v;
+    }
+
+    /// The subgrid, read-only.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> View<'_> {
+        View {
+            data: self.data,
+            cols: self.cols,
+        }
+    }
+}
+
+/// One subgrid, read-only: a thread's own, or a neighbour's in a read phase.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    data: &'a [f64],
+    cols: usize,
+}
+
+impl<'a> View<'a> {
+    /// Row `i` (all `cols` points).
+    #[inline(always)]
+    pub(crate) fn row(&self, i: usize) -> &'a [f64] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
     }
 
     #[inline(always)]
     pub(crate) fn get(&self, i: usize, j: usize) -> f64 {
-        self.cells[i * self.cols + j].get()
-    }
-
-    #[inline(always)]
-    pub(crate) fn set(&self, i: usize, j: usize, v: f64) {
-        self.cells[i * self.cols + j].set(v)
+        self.data[i * self.cols + j]
     }
 }
 
-/// Copies of consecutive rows of a plane in plain `f64`, for stencils: the cells are
-/// read once per row into the window (relaxed loads, plain moves), so the arithmetic
-/// runs on plain slices that the compiler vectorises.
-pub(crate) struct Rows<const K: usize> {
-    rows: [Vec<f64>; K],
+/// Ghost-ring points fetched from the neighbours in a read phase, to be written into the
+/// thread's own subgrid after the barrier: (index in the subgrid, value), in the order
+/// the original writes them (a later write of a point wins, as there).
+#[derive(Default)]
+pub(crate) struct Ghosts {
+    cols: usize,
+    vals: Vec<(usize, f64)>,
 }
 
-impl<const K: usize> Rows<K> {
-    /// Rows `first..first + K` of `plane`.
-    pub(crate) fn new(plane: &Plane<'_>, first: usize) -> Rows<K> {
-        Rows {
-            rows: std::array::from_fn(|k| plane.row(first + k).iter().map(Cell64::get).collect()),
+impl Ghosts {
+    /// Empty, for a subgrid of `cols` columns.
+    pub(crate) fn new(cols: usize) -> Ghosts {
+        Ghosts {
+            cols,
+            vals: Vec::new(),
         }
     }
 
-    /// Row `k` of the window.
+    /// Empties it for a subgrid of `cols` columns (keeping its memory).
+    pub(crate) fn reset(&mut self, cols: usize) {
+        self.cols = cols;
+        self.vals.clear();
+    }
+
+    /// Point `(i, j)` of the own subgrid gets `v`.
     #[inline(always)]
-    pub(crate) fn row(&self, k: usize) -> &[f64] {
-        &self.rows[k]
+    pub(crate) fn put(&mut self, i: usize, j: usize, v: f64) {
+        self.vals.push((i * self.cols + j, v));
     }
 
-    /// Moves the window one row down: row `next` of `plane` comes in last.
-    pub(crate) fn advance(&mut self, plane: &Plane<'_>, next: usize) {
-        self.rows.rotate_left(1);
-        load(plane.row(next), &mut self.rows[K - 1]);
-    }
-}
-
-/// `buf = src`, cell by cell.
-#[inline(always)]
-pub(crate) fn load(src: &[Cell64], buf: &mut [f64]) {
-    for (b, c) in buf.iter_mut().zip(src) {
-        *b = c.get();
-    }
-}
-
-/// `dst = buf`, cell by cell.
-#[inline(always)]
-pub(crate) fn store(dst: &[Cell64], buf: &[f64]) {
-    for (c, b) in dst.iter().zip(buf) {
-        c.set(*b);
+    /// Writes the points into `g`, the own subgrid they were fetched for.
+    pub(crate) fn apply(&self, g: &mut Grid<'_>) {
+        debug_assert_eq!(g.cols, self.cols, "ghosts of another subgrid");
+        for &(at, v) in &self.vals {
+            g.data[at] = v;
+        }
     }
 }
 
@@ -87,27 +135,60 @@ pub(crate) fn store(dst: &[Cell64], buf: &[f64]) {
 /// (`psi` has two: psi1 and psi3), each thread's block padded to whole pages.
 #[derive(Clone, Copy)]
 pub(crate) struct Field<'a> {
-    cells: &'a [Cell64],
+    shared: &'a Shared<f64>,
+    nsub: usize,
     block: usize,
     plane: usize,
     cols: usize,
 }
 
 impl<'a> Field<'a> {
-    pub(crate) fn new(cells: &'a [Cell64], layout: &FieldLayout) -> Field<'a> {
+    pub(crate) fn new(shared: &'a Shared<f64>, layout: &FieldLayout) -> Field<'a> {
         Field {
-            cells,
+            shared,
+            nsub: layout.plane_len.len(),
             block: layout.block,
             plane: layout.plane_len[0],
             cols: layout.cols[0],
         }
     }
 
+    /// The calling thread's `N` subgrids (all of them), mutably, for this phase.
+    pub(crate) fn own<'s, const N: usize>(&'s self, p: &'s Proc<'_>) -> [Grid<'s>; N] {
+        assert_eq!(N, self.nsub, "array `{}`: subgrids", self.shared.label());
+        let mut parts = self.shared.own_mut(p).chunks_exact_mut(self.plane);
+        std::array::from_fn(|_| Grid::new(parts.next().expect("N subgrids"), self.cols))
+    }
+
+    /// Every thread's subgrids, read-only, for this phase.
+    pub(crate) fn read<'s>(&'s self, p: &'s Proc<'_>) -> FieldView<'s> {
+        FieldView {
+            data: self.shared.read_all(p),
+            block: self.block,
+            plane: self.plane,
+            cols: self.cols,
+        }
+    }
+}
+
+/// Every thread's subgrids of a [`Field`], read-only.
+#[derive(Clone, Copy)]
+pub(crate) struct FieldView<'a> {
+    data: &'a [f64],
+    block: usize,
+    plane: usize,
+    cols: usize,
+}
+
+impl<'a> FieldView<'a> {
     /// Subgrid `sub` of thread `p`.
     #[inline]
-    pub(crate) fn plane(&self, p: usize, sub: usize) -> Plane<'a> {
+    pub(crate) fn plane(&self, p: usize, sub: usize) -> View<'a> {
         let start = p * self.block + sub * self.plane;
-        Plane::new(&self.cells[start..start + self.plane], self.cols)
+        View {
+            data: &self.data[start..start + self.plane],
+            cols: self.cols,
+        }
     }
 }
 
@@ -115,26 +196,82 @@ impl<'a> Field<'a> {
 /// coarsest first, in one page-padded block.
 #[derive(Clone)]
 pub(crate) struct MgField<'a> {
-    cells: &'a [Cell64],
+    shared: &'a Shared<f64>,
     layout: FieldLayout,
 }
 
 impl<'a> MgField<'a> {
-    pub(crate) fn new(cells: &'a [Cell64], layout: &FieldLayout) -> MgField<'a> {
+    pub(crate) fn new(shared: &'a Shared<f64>, layout: &FieldLayout) -> MgField<'a> {
         MgField {
-            cells,
+            shared,
             layout: layout.clone(),
         }
     }
 
+    /// The calling thread's subgrids on all levels, mutably, for this phase.
+    pub(crate) fn own<'s>(&'s self, p: &'s Proc<'_>) -> MgOwn<'s> {
+        MgOwn {
+            data: self.shared.own_mut(p),
+            layout: &self.layout,
+        }
+    }
+
+    /// Every thread's subgrids on all levels, read-only, for this phase.
+    pub(crate) fn read<'s>(&'s self, p: &'s Proc<'_>) -> MgView<'s> {
+        MgView {
+            data: self.shared.read_all(p),
+            layout: &self.layout,
+        }
+    }
+}
+
+/// A thread's own block of a [`MgField`].
+pub(crate) struct MgOwn<'a> {
+    data: &'a mut [f64],
+    layout: &'a FieldLayout,
+}
+
+impl MgOwn<'_> {
+    /// Level `k`, mutably.
+    pub(crate) fn level(&mut self, k: usize) -> Grid<'_> {
+        let l = self.layout;
+        Grid::new(
+            &mut self.data[l.offset[k]..l.offset[k] + l.plane_len[k]],
+            l.cols[k],
+        )
+    }
+
+    /// Levels `kc` and `kc + 1`, both mutably.
+    pub(crate) fn pair(&mut self, kc: usize) -> (Grid<'_>, Grid<'_>) {
+        let l = self.layout;
+        let (coarse, fine) = self.data.split_at_mut(l.offset[kc + 1]);
+        (
+            Grid::new(
+                &mut coarse[l.offset[kc]..l.offset[kc] + l.plane_len[kc]],
+                l.cols[kc],
+            ),
+            Grid::new(&mut fine[..l.plane_len[kc + 1]], l.cols[kc + 1]),
+        )
+    }
+}
+
+/// Every thread's block of a [`MgField`], read-only.
+#[derive(Clone, Copy)]
+pub(crate) struct MgView<'a> {
+    data: &'a [f64],
+    layout: &'a FieldLayout,
+}
+
+impl<'a> MgView<'a> {
     /// Thread `p`'s subgrid on level `k`.
     #[inline]
-    pub(crate) fn level(&self, p: usize, k: usize) -> Plane<'a> {
-        let start = p * self.layout.block + self.layout.offset[k];
-        Plane::new(
-            &self.cells[start..start + self.layout.plane_len[k]],
-            self.layout.cols[k],
-        )
+    pub(crate) fn level(&self, p: usize, k: usize) -> View<'a> {
+        let l = self.layout;
+        let start = p * l.block + l.offset[k];
+        View {
+            data: &self.data[start..start + l.plane_len[k]],
+            cols: l.cols[k],
+        }
     }
 }
 
