@@ -17,7 +17,7 @@
 //! page-aligned block per thread described by a
 //! [`Partition`](crate::framework::Partition): `--layout orig` stripes it one page per
 //! node, `--layout reorg` puts each thread's block on its node. The threads use the
-//! grids through the framework's phase views (`cells.rs`): plain slices of their own
+//! grids through the framework's phase views (`grids.rs`): plain slices of their own
 //! blocks in compute phases, and halo copies in two steps (read the neighbours' edge
 //! points in a phase of their own, write them into the own ghost ring after the barrier).
 //!
@@ -29,10 +29,10 @@
 //! coarsest level): the printed level, the finest one's number, is one lower with 2 or 4
 //! threads than with 1, while the solves take the same iterations.
 
-mod cells;
 mod cfmt;
 mod error;
 mod geometry;
+mod grids;
 mod multigrid;
 mod params;
 mod slave;

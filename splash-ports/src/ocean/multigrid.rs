@@ -2,10 +2,10 @@
 //! relaxation and half-injection, run by every thread on its own subgrids, with the
 //! original's barriers and its lock-protected global error.
 
-use super::cells::{Grid, View};
 use super::cfmt;
 use super::error::OceanError;
 use super::geometry::{DOWN, LEFT, RIGHT, UP, UPLEFT};
+use super::grids::{Grid, View};
 use super::slave::Worker;
 
 /// The original's `maxwork`: relaxation sweeps (in finest-grid units) before giving up.

@@ -1,8 +1,8 @@
 //! One thread's work: the original's `slave.C` (set-up and the time loop) and `slave2.C`
 //! (the ten phases of a time step), on the thread's own subgrids.
 
-use super::cells::{Field, Ghosts, Grid, View};
 use super::geometry::{DOWN, LEFT, ProcInfo, RIGHT, UP};
+use super::grids::{Field, Ghosts, Grid, View};
 use super::team::{ProcStats, Team, clock};
 use crate::framework::Proc;
 
@@ -358,7 +358,7 @@ impl<'t, 'a, 'p> Worker<'t, 'a, 'p> {
 
     /// The original's `slave2()`: one time step in ten phases separated by barriers.
     /// Phases 1 to 4 fetch the ghost rings their stencils need in a read phase of their
-    /// own first (the halo copies' first half, `cells.rs`).
+    /// own first (the halo copies' first half, `grids.rs`).
     fn slave2(&mut self, psibi: f64) -> Result<(), super::OceanError> {
         let t = self.team;
         let g = t.geom;

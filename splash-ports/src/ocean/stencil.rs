@@ -1,9 +1,9 @@
 //! The original's `laplacalc.C` and `jacobcalc.C`/`jacobcalc2.C` (the Laplacian and the
 //! Arakawa Jacobian of a thread's subgrid), and the ghost-ring fetches they and the
-//! multigrid's `copy_borders` share (the first half of a halo copy, `cells.rs`).
+//! multigrid's `copy_borders` share (the first half of a halo copy, `grids.rs`).
 
-use super::cells::{Field, Ghosts, Grid, View};
 use super::geometry::{DOWN, DOWNLEFT, DOWNRIGHT, LEFT, RIGHT, UP, UPLEFT, UPRIGHT};
+use super::grids::{Field, Ghosts, Grid, View};
 use super::slave::Worker;
 
 impl Worker<'_, '_, '_> {

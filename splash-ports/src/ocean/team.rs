@@ -1,11 +1,12 @@
 //! What Ocean's threads share: the grids (allocated through the framework, used through
-//! its phase views, `cells.rs`), the constants of the original's `main`, and its globals guarded by locks.
+//! its phase views, `grids.rs`), the constants of the original's `main`, and its
+//! globals guarded by locks.
 
 use std::sync::Mutex;
 
-use super::cells::{Field, FieldLayout, MgField};
 use super::error::OceanError;
 use super::geometry::Geometry;
+use super::grids::{Field, FieldLayout, MgField};
 use super::params::Params;
 use crate::framework::{self, Machine, Partition, Shared, SplashError};
 
