@@ -1,6 +1,7 @@
 //! The original's `multi.C`: a W-cycle multigrid solver with red-black Gauss-Seidel
 //! relaxation and half-injection, run by every thread on its own subgrids, with the
-//! original's barriers and its lock-protected global error.
+//! original's barriers (plus those ending the halo copies' read phases, see
+//! [`Worker::multig`]) and its lock-protected global error.
 
 use super::cfmt;
 use super::error::OceanError;
