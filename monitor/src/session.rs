@@ -47,6 +47,9 @@ pub enum SessionError {
     /// The software sampler could not start.
     #[error(transparent)]
     Sampler(#[from] ProtectError),
+    /// The tick sampler could not start.
+    #[error("{0}")]
+    Tick(String),
     /// The machine's topology could not be read.
     #[error("cannot read the machine's NUMA nodes: {0}")]
     Topology(String),
@@ -58,12 +61,89 @@ pub enum SessionError {
     Worker(String),
 }
 
+/// Which software sampler a session starts (see [`crate::sampler`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Software {
+    /// The tick sampler where the kernel gives it (x86-64, Linux 5.13, perf events
+    /// allowed), else the protect sampler.
+    #[default]
+    Auto,
+    /// Time-based ticks, the address decoded from the interrupted instruction.
+    Tick,
+    /// Page protection: the first access after a random instant, over all watched
+    /// pages at once.
+    Protect,
+}
+
+impl std::str::FromStr for Software {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Software, String> {
+        match s {
+            "auto" => Ok(Software::Auto),
+            "tick" => Ok(Software::Tick),
+            "protect" => Ok(Software::Protect),
+            other => Err(format!(
+                "unknown sampler {other:?}: expected auto, tick or protect"
+            )),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+type TickSettings = crate::sampler::tick::TickConfig;
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Default)]
+struct TickSettings {
+    rate_hz: u64,
+    max_overhead: f64,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn start_software(
+    which: Software,
+    ranges: &[(usize, usize)],
+    protect: ProtectConfig,
+    tick: TickSettings,
+) -> Result<Box<dyn Sampler>, SessionError> {
+    use crate::sampler::tick::{self, TickSampler};
+    let use_tick = match which {
+        Software::Tick => true,
+        Software::Protect => false,
+        Software::Auto => tick::available().is_ok() && ranges.len() <= tick::MAX_RANGES,
+    };
+    if use_tick {
+        return Ok(Box::new(
+            TickSampler::start(ranges, tick).map_err(|e| SessionError::Tick(e.to_string()))?,
+        ));
+    }
+    Ok(Box::new(ProtectSampler::start(ranges, protect)?))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn start_software(
+    which: Software,
+    ranges: &[(usize, usize)],
+    protect: ProtectConfig,
+    _tick: TickSettings,
+) -> Result<Box<dyn Sampler>, SessionError> {
+    if which == Software::Tick {
+        return Err(SessionError::Tick(format!(
+            "the tick sampler decodes x86-64 instructions; this is {}",
+            std::env::consts::ARCH
+        )));
+    }
+    Ok(Box::new(ProtectSampler::start(ranges, protect)?))
+}
+
 /// Builds a [`Session`].
 pub struct SessionBuilder {
     filters: Vec<FilterSpec>,
     labels: Vec<Label>,
     budget: Option<u64>,
     protect: ProtectConfig,
+    tick: TickSettings,
+    software: Software,
     sampler: Option<Box<dyn Sampler>>,
     drain_every: Duration,
     home_refresh: Duration,
@@ -115,16 +195,34 @@ impl SessionBuilder {
         self
     }
 
-    /// Sampling rounds per second of the software sampler (default 100).
+    /// The software sampler's rate: samples per second of each thread's CPU time
+    /// for the tick sampler (default 1000), arming rounds per second for the
+    /// protect sampler (default 100).
     pub fn rate_hz(mut self, hz: u64) -> Self {
         self.protect.rate_hz = hz;
+        self.tick.rate_hz = hz;
         self
     }
 
-    /// The largest share of the program's time sampling may cost (default 0.01; 0:
-    /// no limit, sample at `rate_hz` whatever it costs).
+    /// The largest share of the program's time sampling may cost (default 0.02 for
+    /// the tick sampler, 0.01 for the protect sampler; 0: no limit, sample at
+    /// `rate_hz` whatever it costs).
     pub fn max_overhead(mut self, share: f64) -> Self {
         self.protect.max_overhead = share;
+        self.tick.max_overhead = share;
+        self
+    }
+
+    /// Which software sampler to use (default [`Software::Auto`]).
+    pub fn software(mut self, which: Software) -> Self {
+        self.software = which;
+        self
+    }
+
+    /// The tick sampler's full configuration (x86-64).
+    #[cfg(target_arch = "x86_64")]
+    pub fn tick(mut self, config: crate::sampler::tick::TickConfig) -> Self {
+        self.tick = config;
         self
     }
 
@@ -171,18 +269,23 @@ impl SessionBuilder {
         for f in &self.filters {
             card.program(f.clone())?;
         }
-        let hardware = match pmu::detect() {
-            Ok(found) => {
-                format!("{found} is present; this version samples in software (page protection).")
-            }
-            Err(why) => why.to_string(),
-        };
         let sampler: Box<dyn Sampler> = match self.sampler {
             Some(s) => s,
-            None => Box::new(ProtectSampler::start(
+            None => start_software(
+                self.software,
                 &watch_ranges(&self.filters),
                 self.protect,
-            )?),
+                self.tick,
+            )?,
+        };
+        let how = match sampler.stats().name.as_str() {
+            "tick" => "software (ticks of each thread's CPU time)",
+            "protect" => "software (page protection)",
+            _ => "the sampler it was given",
+        };
+        let hardware = match pmu::detect() {
+            Ok(found) => format!("{found} is present; this version samples in {how}."),
+            Err(why) => why.to_string(),
         };
         let live = match &self.live {
             Some(dir) => Some(LiveWriter::create(dir, &card)?),
@@ -383,13 +486,17 @@ impl SessionOutcome {
 }
 
 impl Session {
-    /// A builder with the defaults (software sampler at 100 rounds/s).
+    /// A builder with the defaults (the tick sampler at 1000 samples per second of
+    /// each thread's CPU time within 2 %, where the kernel has it; else the protect
+    /// sampler at 100 rounds/s within 1 %).
     pub fn builder() -> SessionBuilder {
         SessionBuilder {
             filters: Vec::new(),
             labels: Vec::new(),
             budget: None,
             protect: ProtectConfig::default(),
+            tick: TickSettings::default(),
+            software: Software::Auto,
             sampler: None,
             drain_every: Duration::from_millis(10),
             home_refresh: Duration::from_secs(1),

@@ -84,6 +84,7 @@ pub fn init(json: &str) {
             .dynamic()
             .rate_hz(cfg.rate_hz)
             .max_overhead(cfg.max_overhead)
+            .software(cfg.sampler)
             .start();
         let session = match session {
             Ok(s) => s,

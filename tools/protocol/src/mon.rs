@@ -25,10 +25,14 @@ pub struct MonConfig {
     /// number (the n-th watched heap block of the run, from 0): `(seq, offset,
     /// size, granularity)`.
     pub zoom: Vec<(u64, u64, u64, u64)>,
-    /// Sampling rounds per second.
+    /// Samples per second of each thread's CPU time (tick sampler) or arming
+    /// rounds per second (protect sampler).
     pub rate_hz: u64,
     /// Largest share of the program's time sampling may cost (0: no limit).
     pub max_overhead: f64,
+    /// Which software sampler (absent in older requests: auto).
+    #[serde(default)]
+    pub sampler: monitor::session::Software,
 }
 
 impl MonConfig {
@@ -71,6 +75,7 @@ mod tests {
             zoom: vec![(0, 64, 128, 64)],
             rate_hz: 1000,
             max_overhead: 0.01,
+            sampler: monitor::session::Software::Protect,
         };
         let json = cfg.to_env_value().unwrap();
         assert_eq!(MonConfig::from_env_value(&json), Ok(cfg));

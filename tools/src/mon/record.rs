@@ -73,6 +73,7 @@ pub(super) fn base_config(opts: &RecordOpts, output: &Path) -> Result<MonConfig,
         zoom: Vec::new(),
         rate_hz: opts.rate,
         max_overhead: opts.max_overhead,
+        sampler: opts.sampler,
     })
 }
 

@@ -65,7 +65,7 @@
 
 mod config;
 mod round;
-mod signal;
+pub(in crate::sampler) mod signal;
 mod state;
 
 use std::sync::Mutex;

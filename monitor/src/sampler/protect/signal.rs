@@ -163,7 +163,11 @@ pub(super) extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, ctx: *mut
 
 /// The SIGTRAP handler: the stepped instruction ran; close its pages again and wait
 /// for the same thread's next access. Traps that are not ours are chained.
-pub(super) extern "C" fn on_trap(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+pub(in crate::sampler) extern "C" fn on_trap(
+    sig: i32,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
     let sh = &SHARED;
     let me = sys::gettid();
     if sh.step_tid.load(Ordering::Acquire) == me {
@@ -245,7 +249,7 @@ pub fn chain_action(
 
 /// Installs (or re-installs, if the program replaced it) our SIGSEGV handler,
 /// remembering the one it replaces for chaining, and the park handler.
-pub(super) fn ensure_handlers() -> std::io::Result<()> {
+pub(in crate::sampler) fn ensure_handlers() -> std::io::Result<()> {
     if sys::current_handler(libc::SIGSEGV) != on_segv as *const () as usize {
         let prev = sys::install_handler(libc::SIGSEGV, on_segv)?;
         if prev.sa_sigaction != on_segv as *const () as usize {
@@ -262,6 +266,16 @@ pub(super) fn ensure_handlers() -> std::io::Result<()> {
         let _ = INSTALLED.set(());
     }
     Ok(())
+}
+
+/// For the tick sampler, whose SIGTRAP handler sits in front of ours: `prev` is the
+/// action it replaced; unless that was ours, the program installed it after us, so
+/// our handler chains to it from now on.
+pub(in crate::sampler) fn chain_trap_behind(prev: libc::sigaction) {
+    if prev.sa_sigaction != on_trap as *const () as usize {
+        PREV_TRAP_FLAGS.store(prev.sa_flags, Ordering::Release);
+        PREV_TRAP_HANDLER.store(prev.sa_sigaction, Ordering::Release);
+    }
 }
 
 /// A guard that keeps the pages disarmed while it lives (see the module docs).
