@@ -232,7 +232,6 @@ fn refinement_finds_the_hottest_cache_lines_and_flags_shared_writes() {
         Session::builder()
             .rate_hz(3000)
             .max_overhead(0.0)
-            .max_overhead(0.0)
             .filter(FilterSpec::new(base as u64, heap.len as u64, Granularity::PAGE).name("heap"))
             .start()
             .unwrap(),

@@ -21,7 +21,11 @@ use iced_x86::{
 use super::decode::{Hit, Regs};
 use crate::sample::Access;
 
-/// Registers and flags as the thread will have them, where known.
+/// Stores the look-ahead keeps track of (their values where known).
+const STORES: usize = 16;
+
+/// Registers and flags as the thread will have them, where known, and the stores
+/// it will have made on the way.
 #[derive(Debug, Clone, Copy)]
 struct Machine {
     gpr: [Option<u64>; 16],
@@ -29,7 +33,16 @@ struct Machine {
     zf: Option<bool>,
     sf: Option<bool>,
     of: Option<bool>,
+    /// (address, length, value) of each store made so far.
+    stores: [(u64, u64, Option<u64>); STORES],
+    nstores: usize,
+    /// A store whose address is not known, or more than [`STORES`]: memory is no
+    /// longer what it is now.
+    stores_lost: bool,
 }
+
+/// Reads memory as it is now: `read_mem(addr, buf)` fills `buf` or says it cannot.
+pub type ReadMem<'a> = dyn FnMut(u64, &mut [u8]) -> bool + 'a;
 
 impl Machine {
     fn value(&self, reg: Register) -> Option<u64> {
@@ -40,6 +53,51 @@ impl Machine {
             r if r.is_gpr16() => self.gpr[r.number()].map(|v| v & 0xffff),
             _ => None,
         }
+    }
+
+    fn store(&mut self, addr: Option<u64>, len: u64, value: Option<u64>) {
+        match addr {
+            Some(a) if self.nstores < STORES => {
+                self.stores[self.nstores] = (a, len, value);
+                self.nstores += 1;
+            }
+            _ => self.stores_lost = true,
+        }
+    }
+
+    /// The `len`-byte value at `addr` when the thread gets there: the last store to
+    /// exactly that place, or memory as it is now if nothing was stored over it.
+    fn load(&self, addr: u64, len: u64, read_mem: &mut ReadMem<'_>) -> Option<u64> {
+        for &(a, l, v) in self.stores[..self.nstores].iter().rev() {
+            if a == addr && l == len {
+                return v;
+            }
+            if a < addr + len && addr < a + l {
+                return None;
+            }
+        }
+        if self.stores_lost {
+            return None;
+        }
+        let mut buf = [0u8; 8];
+        let n = len as usize;
+        if n > 8 || !read_mem(addr, &mut buf[..n]) {
+            return None;
+        }
+        Some(u64::from_le_bytes(buf))
+    }
+
+    fn push(&mut self, value: Option<u64>) {
+        let rsp = self.gpr[4].map(|v| v.wrapping_sub(8));
+        self.gpr[4] = rsp;
+        self.store(rsp, 8, value);
+    }
+
+    fn pop(&mut self, read_mem: &mut ReadMem<'_>) -> Option<u64> {
+        let rsp = self.gpr[4]?;
+        let v = self.load(rsp, 8, read_mem);
+        self.gpr[4] = Some(rsp.wrapping_add(8));
+        v
     }
 
     fn forget_flags(&mut self) {
@@ -109,12 +167,76 @@ fn sign(v: u64, width: u32) -> bool {
 }
 
 /// Carries out `instr` on `m` if it is one of the exact cases; false otherwise.
-fn emulate(m: &mut Machine, instr: &Instruction) -> bool {
+/// `mem` is the address of its memory operand, where it has one and it is known.
+fn emulate(
+    m: &mut Machine,
+    instr: &Instruction,
+    mem: Option<u64>,
+    read_mem: &mut ReadMem<'_>,
+) -> bool {
+    match instr.mnemonic() {
+        Mnemonic::Push if instr.op_count() == 1 => {
+            let v = match instr.op_kind(0) {
+                OpKind::Register if instr.op_register(0).is_gpr64() => {
+                    m.gpr[instr.op_register(0).number()]
+                }
+                OpKind::Immediate8to64 | OpKind::Immediate32to64 => Some(instr.immediate(0)),
+                _ => return false,
+            };
+            m.push(v);
+            return true;
+        }
+        Mnemonic::Pop if instr.op_count() == 1 && instr.op_kind(0) == OpKind::Register => {
+            let r = instr.op_register(0);
+            if !r.is_gpr64() {
+                return false;
+            }
+            let v = m.pop(read_mem);
+            m.gpr[r.number()] = v;
+            return true;
+        }
+        _ => {}
+    }
     let Some((dst, width)) = gpr_operand(instr, 0) else {
-        return instr.mnemonic() == Mnemonic::Nop;
+        if instr.mnemonic() == Mnemonic::Nop {
+            return true;
+        }
+        // A plain store of a register or an immediate: remember what it wrote.
+        if instr.mnemonic() == Mnemonic::Mov
+            && instr.op_count() == 2
+            && instr.op0_kind() == OpKind::Memory
+        {
+            let len = instr.memory_size().size() as u64;
+            let v = match instr.op_kind(1) {
+                OpKind::Register => {
+                    let r = instr.op_register(1);
+                    if r.is_gpr64() || r.is_gpr32() {
+                        m.value(r)
+                    } else {
+                        None
+                    }
+                }
+                _ => source(m, instr, 1, 64).map(|v| {
+                    if len == 8 {
+                        v
+                    } else {
+                        v & ((1 << (8 * len)) - 1)
+                    }
+                }),
+            };
+            m.store(mem, len, v);
+            return true;
+        }
+        return false;
     };
     let read_dst = m.gpr[dst].map(|v| mask(v, width));
     match instr.mnemonic() {
+        Mnemonic::Mov if instr.op_count() == 2 && instr.op_kind(1) == OpKind::Memory => {
+            let len = u64::from(width / 8);
+            m.gpr[dst] = mem
+                .and_then(|a| m.load(a, len, read_mem))
+                .map(|v| mask(v, width));
+        }
         Mnemonic::Mov if instr.op_count() == 2 => {
             m.gpr[dst] = source(m, instr, 1, width);
         }
@@ -213,10 +335,12 @@ pub type ReadCode<'a> = dyn FnMut(u64, bool, &mut [u8; 15]) -> usize + 'a;
 
 /// The first access to watched memory the thread will make from `regs` (with
 /// RFLAGS `rflags`) within `max_insns` instructions, if that can be known.
+#[allow(clippy::too_many_arguments)]
 pub fn first_watched_access(
     regs: &Regs,
     rflags: u64,
     read: &mut ReadCode<'_>,
+    read_mem: &mut ReadMem<'_>,
     factory: &mut InstructionInfoFactory,
     watched: &dyn Fn(usize) -> bool,
     max_insns: u32,
@@ -227,6 +351,9 @@ pub fn first_watched_access(
         zf: Some(rflags & (1 << 6) != 0),
         sf: Some(rflags & (1 << 7) != 0),
         of: Some(rflags & (1 << 11) != 0),
+        stores: [(0, 0, None); STORES],
+        nstores: 0,
+        stores_lost: false,
     };
     let mut ip = regs.rip;
     let mut buf = [0u8; 15];
@@ -246,6 +373,9 @@ pub fn first_watched_access(
             return None;
         }
         let info = factory.info_options(&instr, InstructionInfoOptions::NO_MEMORY_USAGE);
+        // The address of the (last) memory operand, for the emulation below.
+        let mut mem: Option<u64> = None;
+        let mut wrote_memory = false;
         for op in 0..instr.op_count() {
             let memory = matches!(
                 instr.op_kind(op),
@@ -276,8 +406,16 @@ pub fn first_watched_access(
             if watched(addr) {
                 return Some(Hit { addr, access });
             }
+            mem = Some(addr as u64);
+            wrote_memory |= access == Access::Write;
         }
-        if !emulate(&mut m, &instr) {
+        let flow = instr.flow_control();
+        let emulated = matches!(flow, FlowControl::Next) && emulate(&mut m, &instr, mem, read_mem);
+        if !emulated && wrote_memory {
+            let len = instr.memory_size().size() as u64;
+            m.store(mem, len, None);
+        }
+        if !emulated && matches!(flow, FlowControl::Next) {
             for u in info.used_registers() {
                 let r = u.register();
                 if writes(u.access())
@@ -290,8 +428,37 @@ pub fn first_watched_access(
                 m.forget_flags();
             }
         }
-        ip = match instr.flow_control() {
+        ip = match flow {
             FlowControl::Next => instr.next_ip(),
+            FlowControl::Call
+                if matches!(
+                    instr.op0_kind(),
+                    OpKind::NearBranch64 | OpKind::NearBranch32
+                ) =>
+            {
+                m.push(Some(instr.next_ip()));
+                instr.near_branch_target()
+            }
+            FlowControl::IndirectCall | FlowControl::IndirectBranch => {
+                let target = match instr.op0_kind() {
+                    OpKind::Register if instr.op_register(0).is_gpr64() => {
+                        m.value(instr.op_register(0))?
+                    }
+                    OpKind::Memory => m.load(mem?, 8, read_mem)?,
+                    _ => return None,
+                };
+                if flow == FlowControl::IndirectCall {
+                    m.push(Some(instr.next_ip()));
+                }
+                target
+            }
+            FlowControl::Return if instr.mnemonic() == Mnemonic::Ret => {
+                let target = m.pop(read_mem)?;
+                if instr.op_count() == 1 {
+                    m.gpr[4] = m.gpr[4].map(|v| v.wrapping_add(instr.immediate(0)));
+                }
+                target
+            }
             FlowControl::UnconditionalBranch
                 if matches!(
                     instr.op0_kind(),
@@ -346,7 +513,25 @@ mod tests {
         };
         let mut f = InstructionInfoFactory::new();
         let watched = |a: usize| (0x10_0000..0x20_0000).contains(&a);
-        first_watched_access(&regs, rflags, &mut read, &mut f, &watched, 64)
+        // Memory as it is now: every word at 0x50_0000.. holds its own address / 8
+        // (a table of indices); nothing else is readable.
+        let mut read_mem = |addr: u64, buf: &mut [u8]| {
+            if !(0x50_0000..0x60_0000).contains(&addr) {
+                return false;
+            }
+            let v = (addr - 0x50_0000) / 8;
+            buf.copy_from_slice(&v.to_le_bytes()[..buf.len()]);
+            true
+        };
+        first_watched_access(
+            &regs,
+            rflags,
+            &mut read,
+            &mut read_mem,
+            &mut f,
+            &watched,
+            64,
+        )
     }
 
     // A summing loop as compilers write it:
@@ -400,15 +585,72 @@ mod tests {
     }
 
     #[test]
-    fn unknown_registers_stop_the_look_ahead() {
-        // mov rdi, [rax] (from unwatched memory: rdi unknown); mov rdx, [rdi]
-        let code = [0x48, 0x8b, 0x38, 0x48, 0x8b, 0x17];
+    fn loads_from_unwatched_memory_are_read_and_unreadable_ones_stop() {
+        // mov rcx, [rax] (an index from a table: 0x50_0010 holds 2);
+        // mov rdx, [rdi+rcx*8]
+        let code = [0x48, 0x8b, 0x08, 0x48, 0x8b, 0x14, 0xcf];
+        let hit = ahead(&code, &[(0, 0x50_0010), (RDI, 0x10_0000)], 0, 0).unwrap();
+        assert_eq!(hit.addr, 0x10_0000 + 2 * 8);
+        // The table unreadable: the index is unknown, the look-ahead stops.
         assert_eq!(
-            ahead(&code, &[(0, 0x50_0000), (RDI, 0x10_0000)], 0, 0),
+            ahead(&code, &[(0, 0x70_0000), (RDI, 0x10_0000)], 0, 0),
             None
         );
-        // call rel32 stops it.
-        assert_eq!(ahead(&[0xe8, 0, 0, 0, 0], &[], 0, 0), None);
+        // A store over the table entry first (48 89 30: mov [rax], rsi with rsi = 5):
+        // the load sees the stored value, not memory.
+        let code = [0x48, 0x89, 0x30, 0x48, 0x8b, 0x08, 0x48, 0x8b, 0x14, 0xcf];
+        let hit = ahead(&code, &[(0, 0x50_0010), (RSI, 5), (RDI, 0x10_0000)], 0, 0).unwrap();
+        assert_eq!(hit.addr, 0x10_0000 + 5 * 8);
+    }
+
+    #[test]
+    fn calls_and_returns_are_followed() {
+        //  0: e8 05 00 00 00   call 10
+        //  5: 48 8b 17         mov rdx, [rdi]        (after the return)
+        //  8: 90 90
+        // 10: 48 83 c7 08      add rdi, 8
+        // 14: c3               ret
+        let code = [
+            0xe8, 0x05, 0, 0, 0, 0x48, 0x8b, 0x17, 0x90, 0x90, 0x48, 0x83, 0xc7, 0x08, 0xc3,
+        ];
+        let hit = ahead(&code, &[(RDI, 0x10_0000), (4, 0x7000_0000)], 0, 0).unwrap();
+        assert_eq!(hit.addr, 0x10_0008);
+        // Interrupted inside the callee: its return address comes from the stack as
+        // it is now (unreadable here: stop).
+        assert_eq!(
+            ahead(&code, &[(RDI, 0x10_0000), (4, 0x7000_0000)], 0, 10),
+            None
+        );
+        // An indirect call through a register (ff d0: call rax, to 0x1004), then a load.
+        let code = [0xff, 0xd0, 0x90, 0x90, 0x48, 0x8b, 0x17];
+        let hit = ahead(
+            &code,
+            &[(0, 0x1004), (RDI, 0x10_0040), (4, 0x7000_0000)],
+            0,
+            0,
+        )
+        .unwrap();
+        assert_eq!(hit.addr, 0x10_0040);
+    }
+
+    #[test]
+    fn what_cannot_be_known_stops_the_look_ahead() {
+        // mov rdi, [rax] from memory that cannot be read; mov rdx, [rdi]
+        let code = [0x48, 0x8b, 0x38, 0x48, 0x8b, 0x17];
+        assert_eq!(
+            ahead(&code, &[(0, 0x70_0000), (RDI, 0x10_0000)], 0, 0),
+            None
+        );
+        // syscall: the kernel may change anything.
+        assert_eq!(
+            ahead(&[0x0f, 0x05, 0x48, 0x8b, 0x17], &[(RDI, 0x10_0000)], 0, 0),
+            None
+        );
+        // A jump on parity, which is not kept (7a 00: jp +0).
+        assert_eq!(
+            ahead(&[0x7a, 0x00, 0x48, 0x8b, 0x17], &[(RDI, 0x10_0000)], 0, 0),
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Everything here may run inside a signal handler, on any thread, at any
 //! instruction of the program: it touches atomics in [`super::state`], thread-local
 //! cells with constant initialisers, and the calling thread's own instruction
-//! analyser, and makes async-signal-safe calls (`ioctl`, `clock_gettime`, `getcpu`).
+//! analyser, and makes async-signal-safe calls (`ioctl`, `clock_gettime`, `getcpu`,
+//! `process_vm_readv` on itself to read memory the look-ahead needs).
 //! The unsafe blocks read or edit the signal context the kernel passed to the
 //! handler (valid for its duration), copy code bytes at the interrupted instruction
 //! pointer (mapped and executable: the thread is about to run them), use the
@@ -152,6 +153,24 @@ fn read_code(ip: u64, all: bool, buf: &mut [u8; 15]) -> usize {
     n
 }
 
+/// Reads this process's memory as it is now with `process_vm_readv(2)`, which
+/// returns an error for an address that is not mapped instead of faulting.
+fn read_mem(addr: u64, buf: &mut [u8]) -> bool {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let pid = std::process::id() as libc::pid_t;
+    // SAFETY: the kernel writes at most buf.len() bytes into `buf` (live and
+    // exclusive) and reads the remote range itself, checking it.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    n == buf.len() as isize
+}
+
 /// The first watched access the thread will make from the interrupted point, if
 /// the look-ahead can tell.
 ///
@@ -165,7 +184,15 @@ unsafe fn examine(ctx: *mut libc::c_void, factory: &mut InstructionInfoFactory) 
     // SAFETY: p points into the live ucontext; REG_EFL is an index inside gregs.
     let rflags = unsafe { (*p)[libc::REG_EFL as usize] } as u64;
     let watched = |a: usize| RANGES.contains(a);
-    forward::first_watched_access(&regs, rflags, &mut read_code, factory, &watched, LOOK_AHEAD)
+    forward::first_watched_access(
+        &regs,
+        rflags,
+        &mut read_code,
+        &mut read_mem,
+        factory,
+        &watched,
+        LOOK_AHEAD,
+    )
 }
 
 fn record(tid: i32, addr: usize, access: Access) {
