@@ -176,3 +176,43 @@ fn a_second_sampler_and_empty_ranges_are_refused() {
     let mut again = TickSampler::start(&[range(&v)], TickConfig::default()).unwrap();
     again.stop();
 }
+
+#[test]
+fn threads_created_while_a_thread_is_stepped_do_not_inherit_the_trap_flag() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    if skip() {
+        return;
+    }
+    // The spawning thread spends its user time in pthread_create and join, next to
+    // the clone and futex system calls; the look-ahead stops there and the sampler
+    // steps. Stepping over `clone` would hand the trap flag to the new thread, which
+    // would die of SIGTRAP at its first instruction.
+    let watched = vec![0u64; 1 << 16];
+    let mut sampler = TickSampler::start(
+        &[range(&watched)],
+        TickConfig {
+            rate_hz: 20_000,
+            max_overhead: 0.0,
+            max_steps: 64,
+            ..TickConfig::default()
+        },
+    )
+    .unwrap();
+    let spawner = std::thread::spawn(|| {
+        let t0 = Instant::now();
+        let mut made = 0u64;
+        while t0.elapsed() < Duration::from_millis(1500) {
+            made += std::thread::spawn(|| black_box(1u64)).join().unwrap();
+        }
+        made
+    });
+    let made = spawner.join().unwrap();
+    sampler.stop();
+    let stats = sampler.tick_stats();
+    assert!(made > 100, "only {made} threads made");
+    assert!(
+        stats.steps > 0,
+        "no step taken, the test proves nothing: {stats:?}"
+    );
+    black_box(&watched);
+}

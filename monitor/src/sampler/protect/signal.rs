@@ -197,6 +197,12 @@ pub(in crate::sampler) extern "C" fn on_trap(
     unsafe { sys::chain(h, flags, sig, info, ctx) };
 }
 
+/// Whether this sampler is stepping the calling thread over an access to one of its
+/// pages (its SIGTRAP is then due after the thread's next instruction).
+pub(in crate::sampler) fn steps_this_thread() -> bool {
+    SHARED.step_tid.load(Ordering::Acquire) == sys::gettid()
+}
+
 /// The park handler: hold this thread until the controller has armed the pages, so
 /// that no access races with arming (see [`arm_parked`]).
 pub(super) extern "C" fn on_park(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {

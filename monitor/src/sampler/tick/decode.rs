@@ -6,8 +6,8 @@
 //! out of the signal context first.
 
 use iced_x86::{
-    Decoder, DecoderError, DecoderOptions, InstructionInfoFactory, InstructionInfoOptions,
-    OpAccess, OpKind, Register,
+    Decoder, DecoderError, DecoderOptions, FlowControl, InstructionInfoFactory,
+    InstructionInfoOptions, Mnemonic, OpAccess, OpKind, Register,
 };
 
 use crate::sample::Access;
@@ -117,6 +117,18 @@ pub fn watched_access(
     Decoded::Miss
 }
 
+/// Whether the instruction at `rip` (its bytes in `code`) enters the kernel:
+/// `syscall`, `sysenter`, `int n`, `int3`, `int1`, `into`. The sampler must not step
+/// over one: the trap flag would be copied into a thread that `clone(2)` creates,
+/// which would then trap at its first instruction with no step of ours pending.
+/// Bytes that do not decode count as entering (the caller stops stepping).
+pub fn enters_kernel(code: &[u8], rip: u64) -> bool {
+    let instr = Decoder::with_ip(64, code, rip, DecoderOptions::NONE).decode();
+    instr.is_invalid()
+        || instr.flow_control() == FlowControl::Interrupt
+        || matches!(instr.mnemonic(), Mnemonic::Syscall | Mnemonic::Sysenter)
+}
+
 /// Warms the decoder's lazily built tables and grows the analyser's register list
 /// to the longest an instruction has (`vzeroall`), outside any signal handler: in
 /// the handler it then never allocates.
@@ -149,6 +161,30 @@ pub fn warm_up(factory: &mut InstructionInfoFactory) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernel_entries_stop_the_stepping() {
+        // syscall, sysenter, int 0x80, int3, int1
+        for code in [
+            &[0x0fu8, 0x05][..],
+            &[0x0f, 0x34],
+            &[0xcd, 0x80],
+            &[0xcc],
+            &[0xf1],
+        ] {
+            assert!(enters_kernel(code, 0x1000), "{code:x?}");
+        }
+        // mov rax, [rdi]; call rel32; ret; nop; and a cut-off instruction
+        for code in [
+            &[0x48u8, 0x8b, 0x07][..],
+            &[0xe8, 0, 0, 0, 0],
+            &[0xc3],
+            &[0x90],
+        ] {
+            assert!(!enters_kernel(code, 0x1000), "{code:x?}");
+        }
+        assert!(enters_kernel(&[0x48, 0x8b], 0x1000));
+    }
+
     use super::*;
 
     const RAX: usize = 0;

@@ -271,12 +271,33 @@ pub(super) extern "C" fn on_trap(sig: i32, info: *mut libc::siginfo_t, ctx: *mut
             return;
         }
         if STEPS_LEFT.with(Cell::get) > 0 {
+            // One instruction ran; if the protect sampler was stepping it too (it
+            // faulted on one of its pages while we stepped), the trap is also its
+            // own: it closes its pages and clears the flag, and `step` sets the flag
+            // again if we go on.
+            if protect_signal::steps_this_thread() {
+                protect_signal::on_trap(sig, info, ctx);
+            }
             // SAFETY: as above.
             unsafe { step(ctx) };
             return;
         }
     }
     protect_signal::on_trap(sig, info, ctx);
+}
+
+/// Whether the instruction the thread runs next enters the kernel (see
+/// [`decode::enters_kernel`]); an instruction cut off by the end of its page
+/// counts as one (the caller stops stepping).
+///
+/// # Safety
+/// As [`gregs`].
+unsafe fn at_kernel_entry(ctx: *mut libc::c_void) -> bool {
+    // SAFETY: caller's contract.
+    let rip = unsafe { regs(ctx) }.rip;
+    let mut buf = [0u8; 15];
+    let n = read_code(rip, false, &mut buf);
+    decode::enters_kernel(&buf[..n], rip)
 }
 
 /// A tick: sample the interrupted instruction or start stepping.
@@ -302,7 +323,8 @@ unsafe fn tick(ctx: *mut libc::c_void) {
             }
             Some(false) => {
                 let steps = MAX_STEPS.load(Ordering::Relaxed) as u32;
-                if steps > 0 {
+                // SAFETY: caller's contract.
+                if steps > 0 && !unsafe { at_kernel_entry(ctx) } {
                     STEPS_LEFT.with(|c| c.set(steps));
                     // SAFETY: caller's contract.
                     unsafe { trap_flag(ctx, true) };
@@ -337,7 +359,10 @@ unsafe fn step(ctx: *mut libc::c_void) {
             COUNTERS.hits_after_steps.fetch_add(1, Ordering::Relaxed);
             STEPS_LEFT.with(|c| c.set(0));
         }
-        Some(false) if left > 1 => STEPS_LEFT.with(|c| c.set(left - 1)),
+        // SAFETY: caller's contract.
+        Some(false) if left > 1 && !unsafe { at_kernel_entry(ctx) } => {
+            STEPS_LEFT.with(|c| c.set(left - 1));
+        }
         _ => {
             if hit.is_some() {
                 COUNTERS.misses.fetch_add(1, Ordering::Relaxed);
@@ -345,10 +370,9 @@ unsafe fn step(ctx: *mut libc::c_void) {
             STEPS_LEFT.with(|c| c.set(0));
         }
     }
-    if STEPS_LEFT.with(Cell::get) == 0 {
-        // SAFETY: caller's contract.
-        unsafe { trap_flag(ctx, false) };
-    }
+    let go_on = STEPS_LEFT.with(Cell::get) > 0;
+    // SAFETY: caller's contract.
+    unsafe { trap_flag(ctx, go_on) };
     COUNTERS
         .handler_ns
         .fetch_add(sys::monotonic_ns().saturating_sub(t0), Ordering::Relaxed);
