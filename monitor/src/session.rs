@@ -65,15 +65,20 @@ pub enum SessionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Software {
-    /// The tick sampler where the kernel gives it (x86-64, Linux 5.13, perf events
-    /// allowed), else the protect sampler.
+    /// The default: the tick sampler where the kernel gives it (x86-64, Linux 5.13,
+    /// perf events allowed) and the watched memory is more than
+    /// [`SMALL_WATCH`] bytes, else the protect sampler. The tick sampler's cost
+    /// per sample does not grow with the watched size, but its samples fall with
+    /// the share of time the program spends on watched memory; the protect
+    /// sampler takes the first access after each instant however rare, at a cost
+    /// per round that grows with the watched pages: a few pages (the zoomed rounds
+    /// of a refinement) are its case.
+    #[default]
     Auto,
     /// Time-based ticks, the address decoded from the interrupted instruction.
     Tick,
     /// Page protection: the first access after a random instant, over all watched
-    /// pages at once. The default for now: the refinement rounds and Ocean's
-    /// orig/reorg checks in the guests do not yet pass with the tick sampler.
-    #[default]
+    /// pages at once (any architecture; its cost grows with the watched size).
     Protect,
 }
 
@@ -91,6 +96,17 @@ impl std::str::FromStr for Software {
     }
 }
 
+/// Up to this many watched bytes (256 pages of 4 KiB), [`Software::Auto`] chooses
+/// the protect sampler: arming them costs less than one trap.
+pub const SMALL_WATCH: usize = 1 << 20;
+
+/// Whether [`Software::Auto`] would choose the tick sampler for these ranges
+/// (`dynamic`: more ranges are coming, the watched size is not known yet).
+fn auto_prefers_tick(ranges: &[(usize, usize)], dynamic: bool) -> bool {
+    let bytes: usize = ranges.iter().map(|r| r.1).sum();
+    (dynamic && ranges.is_empty()) || bytes > SMALL_WATCH
+}
+
 #[cfg(target_arch = "x86_64")]
 type TickSettings = crate::sampler::tick::TickConfig;
 #[cfg(not(target_arch = "x86_64"))]
@@ -104,6 +120,7 @@ struct TickSettings {
 fn start_software(
     which: Software,
     ranges: &[(usize, usize)],
+    dynamic: bool,
     protect: ProtectConfig,
     tick: TickSettings,
 ) -> Result<Box<dyn Sampler>, SessionError> {
@@ -111,7 +128,11 @@ fn start_software(
     let use_tick = match which {
         Software::Tick => true,
         Software::Protect => false,
-        Software::Auto => tick::available().is_ok() && ranges.len() <= tick::MAX_RANGES,
+        Software::Auto => {
+            auto_prefers_tick(ranges, dynamic)
+                && tick::available().is_ok()
+                && ranges.len() <= tick::MAX_RANGES
+        }
     };
     if use_tick {
         return Ok(Box::new(
@@ -125,6 +146,7 @@ fn start_software(
 fn start_software(
     which: Software,
     ranges: &[(usize, usize)],
+    _dynamic: bool,
     protect: ProtectConfig,
     _tick: TickSettings,
 ) -> Result<Box<dyn Sampler>, SessionError> {
@@ -214,7 +236,7 @@ impl SessionBuilder {
         self
     }
 
-    /// Which software sampler to use (default [`Software::Protect`]).
+    /// Which software sampler to use (default [`Software::Auto`]).
     pub fn software(mut self, which: Software) -> Self {
         self.software = which;
         self
@@ -275,6 +297,7 @@ impl SessionBuilder {
             None => start_software(
                 self.software,
                 &watch_ranges(&self.filters),
+                self.dynamic,
                 self.protect,
                 self.tick,
             )?,
@@ -487,8 +510,9 @@ impl SessionOutcome {
 }
 
 impl Session {
-    /// A builder with the defaults (the protect sampler at 100 rounds/s within 1 %;
-    /// [`Software::Tick`] or [`Software::Auto`] choose the tick sampler).
+    /// A builder with the defaults ([`Software::Auto`]: the tick sampler at 1000
+    /// samples per second of CPU time within 2 %, or for small watched sets the
+    /// protect sampler at 100 rounds/s within 1 %).
     pub fn builder() -> SessionBuilder {
         SessionBuilder {
             filters: Vec::new(),
@@ -496,7 +520,7 @@ impl Session {
             budget: None,
             protect: ProtectConfig::default(),
             tick: TickSettings::default(),
-            software: Software::Protect,
+            software: Software::Auto,
             sampler: None,
             drain_every: Duration::from_millis(10),
             home_refresh: Duration::from_secs(1),
@@ -635,6 +659,20 @@ impl Drop for Session {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn auto_takes_ticks_for_big_or_unknown_sets_and_protection_for_a_few_pages() {
+        use super::{SMALL_WATCH, auto_prefers_tick};
+        assert!(auto_prefers_tick(&[(0x1000, 48 << 20)], false));
+        assert!(auto_prefers_tick(
+            &[(0x1000, SMALL_WATCH), (0x9000_0000, 4096)],
+            false
+        ));
+        assert!(!auto_prefers_tick(&[(0x1000, SMALL_WATCH)], false));
+        assert!(!auto_prefers_tick(&[(0x1000, 4 * 4096)], true));
+        assert!(auto_prefers_tick(&[], true));
+        assert!(!auto_prefers_tick(&[], false));
+    }
+
     use super::*;
     use crate::granularity::Granularity;
 

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use monitor::session::Session;
+use monitor::session::{Session, Software};
 use monitor::{FilterSpec, Granularity, Label};
 use rset_protocol::MonConfig;
 
@@ -67,6 +67,16 @@ fn as_monitor<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Starts monitoring from the configuration, if this process is the one
+/// The software sampler for this run: a zoomed round watches a few granules of
+/// blocks not allocated yet, the protect sampler's case (see
+/// [`monitor::session::Software::Auto`]), unless one was named.
+fn software(cfg: &MonConfig) -> Software {
+    match cfg.sampler {
+        Software::Auto if !cfg.zoom.is_empty() => Software::Protect,
+        other => other,
+    }
+}
+
 /// `rset-mon` started.
 pub fn init(json: &str) {
     let cfg = match MonConfig::from_env_value(json) {
@@ -84,7 +94,7 @@ pub fn init(json: &str) {
             .dynamic()
             .rate_hz(cfg.rate_hz)
             .max_overhead(cfg.max_overhead)
-            .software(cfg.sampler)
+            .software(software(&cfg))
             .start();
         let session = match session {
             Ok(s) => s,

@@ -75,7 +75,7 @@ mod tests {
             zoom: vec![(0, 64, 128, 64)],
             rate_hz: 1000,
             max_overhead: 0.01,
-            sampler: monitor::session::Software::Protect,
+            sampler: monitor::session::Software::Tick,
         };
         let json = cfg.to_env_value().unwrap();
         assert_eq!(MonConfig::from_env_value(&json), Ok(cfg));

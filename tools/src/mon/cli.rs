@@ -152,13 +152,13 @@ pub(super) struct RecordOpts {
     /// rounds per second (protect sampler).
     #[arg(long, default_value_t = 1000, value_name = "HZ")]
     pub(super) rate: u64,
-    /// Largest share of the program's time sampling may cost (0: no limit).
-    #[arg(long, default_value_t = 0.01, value_name = "SHARE")]
+    /// Largest share of each thread's time sampling may cost (0: no limit).
+    #[arg(long, default_value_t = 0.02, value_name = "SHARE")]
     pub(super) max_overhead: f64,
     /// Software sampler: tick (time-based ticks, the address decoded from the
     /// interrupted instruction; x86-64, Linux 5.13, perf events allowed), protect
-    /// (page protection: the first access after a random instant), or auto (tick
-    /// where the kernel gives it; its budget is --max-overhead, 0.02 suggested).
-    #[arg(long, default_value = "protect", value_name = "auto|tick|protect")]
+    /// (page protection: the first access after a random instant; its cost grows
+    /// with the watched size), or auto: tick where the kernel gives it, else protect.
+    #[arg(long, default_value = "auto", value_name = "auto|tick|protect")]
     pub(super) sampler: monitor::session::Software,
 }

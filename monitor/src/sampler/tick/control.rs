@@ -36,7 +36,7 @@ pub(super) fn mean_period(config: &TickConfig, cost_ns: f64) -> u64 {
     by_rate.max(by_budget).max(MIN_PERIOD_NS) as u64
 }
 
-/// Threads of this process now, without the sampler's and session's own.
+/// Threads of this process now, but the controller itself.
 fn program_threads(me: i32) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
@@ -44,12 +44,14 @@ fn program_threads(me: i32) -> Vec<i32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|t| t.parse::<i32>().ok()))
         .filter(|&tid| tid != me)
-        .filter(|&tid| {
-            let comm =
-                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
-            !comm.starts_with("rset-mon")
-        })
         .collect()
+}
+
+/// Whether `tid` is one of the monitor's own threads (named `rset-mon*`): read once,
+/// when the thread is new.
+fn ours(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .is_ok_and(|comm| comm.starts_with("rset-mon"))
 }
 
 struct Snapshot {
@@ -89,6 +91,10 @@ pub(super) fn control(
             let now = program_threads(me);
             for &tid in &now {
                 if known.contains_key(&tid) {
+                    continue;
+                }
+                if ours(tid) {
+                    known.insert(tid, None);
                     continue;
                 }
                 let slot = claim_slot(tid).and_then(|i| {

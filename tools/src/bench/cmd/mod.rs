@@ -5,6 +5,7 @@
 mod bw;
 mod lat;
 mod matrix;
+mod sampler;
 mod setup;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ EXAMPLES:
   rset-bench bw --op copy --mem striped:4 --placement round-robin --threads 8
   rset-bench matrix lat --json                    every (CPU node, memory node) pair
   rset-bench matrix bw --op read --plot fig7.svg  Fig. 7: bandwidth normalised to local
+  rset-bench sampler --size 1G                    rset-mon record's cost and samples/s on a stream
+  rset-bench sampler --record-arg=--sampler=protect   the same with the protect sampler
 
 SPECS AND POLICIES:
   --cpus takes an rset spec (`rset --help`): all, node:LIST, cpu:LIST, with + & -.
@@ -57,6 +60,12 @@ enum Command {
     Bw(bw::BwArgs),
     /// Every (CPU node, memory node) pair: latency or bandwidth and the ratio to local.
     Matrix(matrix::MatrixArgs),
+    /// What `rset-mon record` costs a streaming program and how many samples it
+    /// takes: runs alone and monitored, interleaved, medians compared.
+    Sampler(sampler::SamplerArgs),
+    /// The streaming program `sampler` runs (prints one report line).
+    #[command(hide = true)]
+    StreamWorkload(sampler::WorkloadArgs),
 }
 
 /// The `rset-bench` command: parses the arguments, runs the subcommand, and gives
@@ -87,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Lat(a) => lat::lat(&a),
         Command::Bw(a) => bw::bw(&a),
         Command::Matrix(a) => matrix::matrix(&a),
+        Command::Sampler(a) => sampler::sampler(&a),
+        Command::StreamWorkload(a) => sampler::workload(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
