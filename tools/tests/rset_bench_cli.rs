@@ -230,3 +230,55 @@ fn help_teaches_with_examples() {
         assert!(text.contains(word), "--help lacks {word}");
     }
 }
+
+#[test]
+fn sampler_runs_the_stream_alone_and_monitored_and_reports_samples() {
+    let o = bench(&[
+        "sampler",
+        "--size",
+        "4M",
+        "--threads",
+        "1",
+        "--secs",
+        "0.4",
+        "--runs",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert!(r["alone_gbps"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["monitored_gbps"].as_f64().unwrap() > 0.0, "{r}");
+        // The one watched block is the streamed array: a monitor that samples at
+        // all samples it (the rate depends on the machine, so only > 0 is asked).
+        assert!(r["samples"].as_u64().unwrap() > 0, "{r}");
+        assert!(
+            ["tick", "protect"].contains(&r["sampler"].as_str().unwrap()),
+            "{r}"
+        );
+    }
+    assert!(v["median_pair_ratio"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn sampler_refuses_bad_arguments_in_one_line() {
+    for (args, says) in [
+        (&["sampler", "--threads", "0"][..], "--threads 0"),
+        (&["sampler", "--runs", "0"], "--runs 0"),
+        (&["sampler", "--secs=-1"], "--secs -1"),
+        (&["sampler", "--secs", "0"], "--secs 0"),
+        (&["sampler", "--size", "12Q"], "--size"),
+    ] {
+        let o = bench(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(
+            e.starts_with("rset-bench: ") && e.contains(says),
+            "{args:?}: {e}"
+        );
+    }
+}
