@@ -1,7 +1,7 @@
 //! Shared arrays of a run: [`Shared`], one placed, labelled array that every thread
 //! of a [`Machine::run`] may use, SPLASH style, through safe phase-based views;
 //! and [`Cell64`], the relaxed-atomic element for arrays read and written
-//! element by element across owners (Ocean's grids).
+//! element by element across owners within a phase.
 //!
 //! # Access
 //!
@@ -22,15 +22,19 @@
 //! anything per element.
 //!
 //! Outside runs, [`Shared::get_mut`] (`&mut self`) gives all of it. Arrays whose
-//! elements are read by a neighbour while their owner writes others of the same
-//! row (Ocean's red-black relaxation, ghost rows) are viewed as [`Cell64`]s with
+//! elements are read by other threads while their owner writes others in the same
+//! phase, where no phase split fits, can be viewed as [`Cell64`]s with
 //! [`Shared::cells`]: relaxed atomic loads and stores (plain moves on x86-64),
 //! ordered by the barriers; that view borrows the array mutably, so no phase view
 //! can coexist with it. Cells cost more than plain slices: the compiler neither
-//! vectorises nor merges atomic accesses (Ocean at `-n1026` takes about 1.2-1.3x
-//! the time it took with non-atomic cells, though its Jacobian copies rows of cells
-//! into plain windows to vectorise the arithmetic and its stencils read each cell
-//! once). Prefer phase views where a phase's accesses split by owner.
+//! vectorises, merges nor reuses atomic accesses (Ocean on cells took 1.21x the
+//! time of its non-atomic version single-threaded at `-n1026`, 1.15x with two
+//! threads). Prefer phase views: Ocean, like the C original, computes on its own
+//! blocks (`own_mut`) and makes each halo copy two steps, reading the neighbours'
+//! edge points under `read_all` into a private buffer and, after the barrier,
+//! writing them into its own ghost ring; it is back within noise of the
+//! non-atomic version (0.99x single-threaded, 1.01-1.03x with two threads, though
+//! its time steps have four barriers more and its multigrid iterations up to two).
 //!
 //! ```no_run
 //! use splash_ports::framework::{Machine, Partition, RunConfig};

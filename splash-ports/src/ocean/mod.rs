@@ -16,8 +16,10 @@
 //! `ocean.<name>` as in the original (`ocean.psi`, `ocean.q_multi`, ...), with one
 //! page-aligned block per thread described by a
 //! [`Partition`](crate::framework::Partition): `--layout orig` stripes it one page per
-//! node, `--layout reorg` puts each thread's block on its node. The threads see the
-//! grids as relaxed-atomic cells ([`crate::framework::Cell64`], `team.rs`).
+//! node, `--layout reorg` puts each thread's block on its node. The threads use the
+//! grids through the framework's phase views (`grids.rs`): plain slices of their own
+//! blocks in compute phases, and halo copies in two steps (read the neighbours' edge
+//! points in a phase of their own, write them into the own ghost ring after the barrier).
 //!
 //! Results do not depend on the layout at all, and depend on the thread count only through
 //! the order in which the two global sums (`psiai`, `psibi`) add up the threads' partial
@@ -27,10 +29,10 @@
 //! coarsest level): the printed level, the finest one's number, is one lower with 2 or 4
 //! threads than with 1, while the solves take the same iterations.
 
-mod cells;
 mod cfmt;
 mod error;
 mod geometry;
+mod grids;
 mod multigrid;
 mod params;
 mod slave;
@@ -125,12 +127,11 @@ fn run_parsed(
     write_header(out, &params).map_err(OceanError::from)?;
 
     let machine = Machine::new(common, params.nprocs)?;
-    let mut store = Store::allocate(&machine, &geom, params.n)?;
-    // The grids as cells: each thread writes only its own subgrids, and reads a
-    // neighbour's only where the original does, with a barrier since the neighbour last
-    // wrote there (relaxed atomic cells, so the port's phases are a matter of results,
-    // not of memory safety).
-    let team = Team::new(&params, &geom, &mut store);
+    let store = Store::allocate(&machine, &geom, params.n)?;
+    // Each thread computes on its own subgrids, and reads a neighbour's edge points into
+    // its own ghost ring in a read phase of its own (the framework's phase views, which
+    // refuse any other mix).
+    let team = Team::new(&params, &geom, &store);
     let ran = machine.run(|proc| {
         let mut w = Worker::new(&team, proc);
         let result = w.slave();

@@ -1,28 +1,27 @@
 //! The original's `multi.C`: a W-cycle multigrid solver with red-black Gauss-Seidel
 //! relaxation and half-injection, run by every thread on its own subgrids, with the
-//! original's barriers and its lock-protected global error.
+//! original's barriers (plus those ending the halo copies' read phases, see
+//! [`Worker::multig`]) and its lock-protected global error.
 
-use super::cells::Plane;
 use super::cfmt;
 use super::error::OceanError;
-use super::geometry::{LEFT, UP, UPLEFT};
+use super::geometry::{DOWN, LEFT, RIGHT, UP, UPLEFT};
+use super::grids::{Grid, View};
 use super::slave::Worker;
 
 /// The original's `maxwork`: relaxation sweeps (in finest-grid units) before giving up.
 pub(crate) const MAXWORK: f64 = 10000.0;
 
-impl<'a> Worker<'_, 'a, '_> {
-    fn q(&self, p: usize, k: usize) -> Plane<'a> {
-        self.team.q.level(p, k)
-    }
-
-    fn rhs(&self, p: usize, k: usize) -> Plane<'a> {
-        self.team.rhs.level(p, k)
-    }
-
+impl Worker<'_, '_, '_> {
     /// Solves for `q_multi` on the finest level (the original's `multig`). Every thread
     /// takes the same path through the levels, as all of them decide on the same global
     /// error.
+    ///
+    /// Each halo copy of the original (`copy_black`, `copy_red`, `copy_borders`,
+    /// `copy_rhs_borders`) is a read phase here, ended by a barrier, whose points the
+    /// next compute phase writes into the own ghost ring first. Where the original
+    /// relaxes again on the same level, the black points are read in the phase that
+    /// reads the global error, which needs no barrier of its own.
     pub(crate) fn multig(&mut self) -> Result<(), OceanError> {
         let t = self.team;
         let g = t.geom;
@@ -31,22 +30,41 @@ impl<'a> Worker<'_, 'a, '_> {
         let mut iter = 0u64;
         let mut wu = 0.0f64;
         let mut g_error = 1.0e30f64;
+        // Whether the black ghost points of level `k` are fetched already.
+        let mut fetched = false;
         loop {
             let errp = g_error;
             iter += 1;
+
+            // All threads have finished intadd or rescal before relaxing, and have read
+            // the last global error before the master resets it.
+            self.proc.barrier();
             if self.master() {
                 *t.err_multi.lock().unwrap_or_else(|e| e.into_inner()) = 0.0;
             }
-
-            // All threads have finished intadd or rescal before relaxing.
-            self.proc.barrier();
-            self.copy_black(k);
-            let (red_local_err, inner_black_err) = self.relax_red_and_inner_black(k);
+            if !fetched {
+                self.fetch_colour(k, 1, 2);
+                self.proc.barrier();
+            }
+            let (red_local_err, inner_black_err) = {
+                let p = &*self.proc;
+                let (mut q, mut rhs) = (t.q.own(p), t.rhs.own(p));
+                let mut qk = q.level(k);
+                self.q_ghosts.apply(&mut qk);
+                self.relax_red_and_inner_black(k, &mut qk, rhs.level(k).view())
+            };
 
             // All red points are done.
             self.proc.barrier();
-            self.copy_red(k);
-            let outer_black_err = self.relax_outer_black(k);
+            self.fetch_colour(k, 2, 1);
+            self.proc.barrier();
+            let outer_black_err = {
+                let p = &*self.proc;
+                let (mut q, mut rhs) = (t.q.own(p), t.rhs.own(p));
+                let mut qk = q.level(k);
+                self.q_ghosts.apply(&mut qk);
+                self.relax_outer_black(k, &mut qk, rhs.level(k).view())
+            };
             let black_local_err = max_err(inner_black_err, outer_black_err);
 
             let local_err = if red_local_err > black_local_err {
@@ -64,36 +82,51 @@ impl<'a> Worker<'_, 'a, '_> {
             // One sweep on the finest grid is one unit of work.
             wu += 0.25f64.powi((m - k) as i32);
 
-            // Every thread has merged its error ...
+            // Every thread has merged its error.
             self.proc.barrier();
             g_error = *t.err_multi.lock().unwrap_or_else(|e| e.into_inner());
-            // ... and read the result before the master resets it.
-            self.proc.barrier();
 
             if g_error >= self.lev_tol[k] {
                 if wu > MAXWORK {
                     return Err(OceanError::MaxWork { limit: MAXWORK });
                 }
                 if k != 0 && g_error / errp >= 0.6 && k > g.minlevel {
-                    // Go to the coarser grid.
-                    self.copy_borders(k);
-                    self.copy_rhs_borders(k);
-                    // rescal reads the neighbours' border points.
+                    // Go to the coarser grid: rescal reads the neighbours' border points.
+                    self.fetch_for_rescal(k);
                     self.proc.barrier();
-                    self.rescal(k);
+                    {
+                        let p = &*self.proc;
+                        let (mut q, mut rhs) = (t.q.own(p), t.rhs.own(p));
+                        self.q_ghosts.apply(&mut q.level(k));
+                        self.rhs_ghosts.apply(&mut rhs.level(k));
+                        let (mut rc, bf) = rhs.pair(k - 1);
+                        self.rescal(k, q.level(k).view(), bf.view(), &mut rc);
+                        self.putz(k - 1, &mut q.level(k - 1));
+                    }
                     self.lev_tol[k - 1] = 0.3 * g_error;
                     k -= 1;
-                    self.putz(k);
                     g_error = 1.0e30;
+                    fetched = false;
+                } else {
+                    // Again on this level: its black ghost points, in this read phase.
+                    self.fetch_colour(k, 1, 2);
+                    fetched = true;
                 }
             } else if k == m {
                 break;
             } else {
                 // Converged on a coarse grid: back to the next finer one.
-                self.copy_borders(k);
-                self.intadd(k);
+                self.fetch_borders(k);
+                self.proc.barrier();
+                {
+                    let mut q = t.q.own(&*self.proc);
+                    let (mut qc, mut qf) = q.pair(k);
+                    self.q_ghosts.apply(&mut qc);
+                    self.intadd(k, qc.view(), &mut qf);
+                }
                 k += 1;
                 g_error = 1.0e30;
+                fetched = false;
             }
         }
         if t.params.do_output && self.master() {
@@ -106,30 +139,44 @@ impl<'a> Worker<'_, 'a, '_> {
         Ok(())
     }
 
-    /// Gauss-Seidel on row `i` of level `k` for the points of one colour (red: `i + j`
-    /// even) in columns `j0..=j1`; returns the largest change, as the original's
-    /// `relax` computes it.
+    /// Gauss-Seidel on row `i` of level `k`'s `q` for the points of one colour (red:
+    /// `i + j` even) in columns `j0..=j1`, with right-hand side `rhs`; returns the largest
+    /// change, as the original's `relax` computes it.
     #[inline(always)]
-    fn relax_row(&self, k: usize, i: usize, j0: usize, j1: usize, red: bool, factor: f64) -> f64 {
-        let q = self.q(self.id, k);
-        let r = self.rhs(self.id, k);
+    #[allow(clippy::too_many_arguments)]
+    fn relax_row(
+        q: &mut Grid<'_>,
+        rhs: View<'_>,
+        i: usize,
+        j0: usize,
+        j1: usize,
+        red: bool,
+        factor: f64,
+    ) -> f64 {
         let cols = j1 + 2;
-        let a = &q.row(i)[..cols];
-        let up = &q.row(i - 1)[..cols];
-        let dn = &q.row(i + 1)[..cols];
-        let b = &r.row(i)[..cols];
+        let (up, a, dn) = q.rows3(i);
+        let (up, a, dn) = (&up[..cols], &mut a[..cols], &dn[..cols]);
+        let b = &rhs.row(i)[..cols];
         // One point: `left` is a[j - 1], `right` a[j + 1] (points of the other colour,
         // which this half-sweep does not change); the sum in the original's order.
-        let point = |j: usize, left: f64, right: f64, maxerr: &mut f64| {
-            let s = right + left + up[j].get() + dn[j].get() - b[j].get();
-            let oldval = a[j].get();
+        #[inline(always)]
+        fn point(
+            a: &mut [f64],
+            (up, dn, b): (&[f64], &[f64], &[f64]),
+            j: usize,
+            (left, right): (f64, f64),
+            factor: f64,
+            maxerr: &mut f64,
+        ) {
+            let s = right + left + up[j] + dn[j] - b[j];
+            let oldval = a[j];
             let newval = s / factor;
             let newerr = oldval - newval;
-            a[j].set(newval);
+            a[j] = newval;
             if newerr.abs() > *maxerr {
                 *maxerr = newerr.abs();
             }
-        };
+        }
         // Two points at a time with two running maxima (the largest change does not
         // depend on the order), so the divisions of neighbouring points overlap; each
         // other-colour point between two of them is read once.
@@ -139,28 +186,29 @@ impl<'a> Worker<'_, 'a, '_> {
         } else {
             j0 + usize::from(red)
         };
-        let mut left = a[j - 1].get();
+        let rows = (up, dn, b);
+        let mut left = a[j - 1];
         while j + 2 <= j1 {
-            let mid = a[j + 1].get();
-            let right = a[j + 3].get();
-            point(j, left, mid, &mut m0);
-            point(j + 2, mid, right, &mut m1);
+            let mid = a[j + 1];
+            let right = a[j + 3];
+            point(a, rows, j, (left, mid), factor, &mut m0);
+            point(a, rows, j + 2, (mid, right), factor, &mut m1);
             left = right;
             j += 4;
         }
         if j <= j1 {
-            point(j, left, a[j + 1].get(), &mut m0);
+            let right = a[j + 1];
+            point(a, rows, j, (left, right), factor, &mut m0);
         }
         max_err(m0, m1)
     }
 
-    /// Columns of the black points that can be relaxed before the barrier: all but the
-    /// border columns a side neighbour reads in its `copy_black` (and whose red ghost
-    /// points it only provides after the barrier).
+    /// Columns of the black points that can be relaxed before `copy_red`: all but the
+    /// border columns next to a side neighbour (whose red ghost points come from it).
     fn inner_black_cols(&self, k: usize) -> (usize, usize) {
         let lastcol = self.team.geom.xpts_per_proc[k];
         let j0 = if self.info.nb[LEFT].is_some() { 2 } else { 1 };
-        let j1 = if self.info.nb[super::geometry::RIGHT].is_some() {
+        let j1 = if self.info.nb[RIGHT].is_some() {
             lastcol - 1
         } else {
             lastcol
@@ -168,17 +216,16 @@ impl<'a> Worker<'_, 'a, '_> {
         (j0, j1)
     }
 
-    /// The red half-sweep on level `k` (the original's `relax(k, .., RED_ITER, ..)`),
-    /// and, one row behind it, the black half-sweep of the points that depend only on
-    /// this thread's red points and that no neighbour reads before the next barrier:
-    /// rows `2..lastrow`, without the side columns next to a neighbour. Returns the
-    /// largest red change and the largest black change so far.
+    /// The red half-sweep on level `k`'s `q` (the original's `relax(k, .., RED_ITER,
+    /// ..)`), and, one row behind it, the black half-sweep of the points that depend only
+    /// on this thread's red points: rows `2..lastrow`, without the side columns next to a
+    /// neighbour. Returns the largest red change and the largest black change so far.
     ///
     /// Points of one colour depend only on points of the other, so this order gives
     /// the original's values bit for bit: a black point is updated after its four red
     /// neighbours, a red point before its four black neighbours. Doing both in one pass
     /// over the grid halves the memory traffic of the solver's finest sweeps.
-    fn relax_red_and_inner_black(&self, k: usize) -> (f64, f64) {
+    fn relax_red_and_inner_black(&self, k: usize, q: &mut Grid<'_>, rhs: View<'_>) -> (f64, f64) {
         let g = self.team.geom;
         let h = g.lev_res[k];
         let factor = 4.0 - self.team.c.eig2 * h * h;
@@ -186,19 +233,19 @@ impl<'a> Worker<'_, 'a, '_> {
         let (bj0, bj1) = self.inner_black_cols(k);
         let (mut red, mut black) = (0.0f64, 0.0f64);
         for i in 1..=lastrow {
-            red = max_err(red, self.relax_row(k, i, 1, lastcol, true, factor));
+            red = max_err(red, Self::relax_row(q, rhs, i, 1, lastcol, true, factor));
             // Black row i - 1 now has its final red neighbours (rows i - 2 ..= i).
             let b = i - 1;
             if b >= 2 && b < lastrow {
-                black = max_err(black, self.relax_row(k, b, bj0, bj1, false, factor));
+                black = max_err(black, Self::relax_row(q, rhs, b, bj0, bj1, false, factor));
             }
         }
         (red, black)
     }
 
-    /// The black points [`Self::relax_red_and_inner_black`] left for after the barrier
-    /// and `copy_red`: rows 1 and `lastrow`, and the side columns next to a neighbour.
-    fn relax_outer_black(&self, k: usize) -> f64 {
+    /// The black points [`Self::relax_red_and_inner_black`] left for after `copy_red`:
+    /// rows 1 and `lastrow`, and the side columns next to a neighbour.
+    fn relax_outer_black(&self, k: usize, q: &mut Grid<'_>, rhs: View<'_>) -> f64 {
         let g = self.team.geom;
         let h = g.lev_res[k];
         let factor = 4.0 - self.team.c.eig2 * h * h;
@@ -206,32 +253,34 @@ impl<'a> Worker<'_, 'a, '_> {
         let (bj0, bj1) = self.inner_black_cols(k);
         let mut black = 0.0f64;
         for i in [1, lastrow] {
-            black = max_err(black, self.relax_row(k, i, 1, lastcol, false, factor));
+            black = max_err(black, Self::relax_row(q, rhs, i, 1, lastcol, false, factor));
         }
         for i in 2..lastrow {
             if bj0 > 1 {
-                black = max_err(black, self.relax_row(k, i, 1, 1, false, factor));
+                black = max_err(black, Self::relax_row(q, rhs, i, 1, 1, false, factor));
             }
             if bj1 < lastcol {
-                black = max_err(black, self.relax_row(k, i, lastcol, lastcol, false, factor));
+                black = max_err(
+                    black,
+                    Self::relax_row(q, rhs, i, lastcol, lastcol, false, factor),
+                );
             }
         }
         black
     }
 
-    /// Residual of level `kf`, restricted by half-injection with bilinear interpolation
-    /// into the right-hand side of level `kf - 1` (the original's `rescal`).
-    fn rescal(&self, kf: usize) {
+    /// Residual of level `kf` (`qf`, `bf`: its `q` and right-hand side, ghost rings in
+    /// place), restricted by half-injection with bilinear interpolation into `rc`, the
+    /// right-hand side of level `kf - 1` (the original's `rescal`). The neighbours'
+    /// points it reads are in `left_col` and `up_row` ([`Self::fetch_for_rescal`]).
+    fn rescal(&self, kf: usize, qf: View<'_>, bf: View<'_>, rc: &mut Grid<'_>) {
         let g = self.team.geom;
         let krc = kf - 1;
         let hf = g.lev_res[kf];
         let i_off = self.info.rownum * g.ypts_per_proc[krc];
         let j_off = self.info.colnum * g.xpts_per_proc[krc];
-        let up_proc = self.info.nb[UP];
-        let left_proc = self.info.nb[LEFT];
-        // Interior points of a fine subgrid.
-        let im = (g.imx[kf] - 2) / g.yprocs;
-        let jm = (g.jmx[kf] - 2) / g.xprocs;
+        let qleft = self.info.nb[LEFT].map(|_| &self.left_col[..]);
+        let qup = self.info.nb[UP].map(|_| &self.up_row[..]);
         let iend = g.ypts_per_proc[krc];
         let jend = g.xpts_per_proc[krc];
         let factor = 4.0 - self.team.c.eig2 * hf * hf;
@@ -240,18 +289,12 @@ impl<'a> Worker<'_, 'a, '_> {
         let up_edge = self.edge(UP);
         let left_edge = self.edge(LEFT);
 
-        let qf = self.q(self.id, kf);
-        let bf = self.rhs(self.id, kf);
-        let rc = self.rhs(self.id, krc);
-        let qleft = left_proc.map(|p| self.q(p, kf));
-        let qup = up_proc.map(|p| self.q(p, kf));
         let mut if17 = 0usize;
         for ic in 1..=iend {
             if17 += 2;
             let i_int_factor = (ic + i_off) as f64 * i_coeff * 0.5;
             let t1a = qf.row(if17);
             let t1b = bf.row(if17);
-            let t1c = rc.row(ic);
             let t1d = qf.row(if17 - 1);
             let t1e = qf.row(if17 + 1);
             let t1f = qf.row(if17 - 2);
@@ -259,14 +302,15 @@ impl<'a> Worker<'_, 'a, '_> {
             // to row -1 for if17 = 2 and never reads it).
             let t1g = qf.row(if17.saturating_sub(3));
             let t1h = bf.row(if17 - 2);
+            let t1c = rc.row_mut(ic);
             let mut jf = 0usize;
-            for (jc, out) in t1c.iter().enumerate().take(jend + 1).skip(1) {
+            for (jc, out) in t1c.iter_mut().enumerate().take(jend + 1).skip(1) {
                 jf += 2;
                 let j_int_factor = (jc + j_off) as f64 * j_coeff * 0.5;
 
                 // The method of half-injection uses 2.0 instead of 4.0.
-                let s = t1a[jf + 1].get() + t1a[jf - 1].get() + t1d[jf].get() + t1e[jf].get();
-                let s1 = 2.0 * (t1b[jf].get() - s + factor * t1a[jf].get());
+                let s = t1a[jf + 1] + t1a[jf - 1] + t1d[jf] + t1e[jf];
+                let s1 = 2.0 * (t1b[jf] - s + factor * t1a[jf]);
                 let (s2, s3, s4);
                 if (if17 == 2 && up_edge) || (jf == 2 && left_edge) {
                     s2 = 0.0;
@@ -274,51 +318,45 @@ impl<'a> Worker<'_, 'a, '_> {
                     s4 = 0.0;
                 } else if if17 == 2 || jf == 2 {
                     let temp = match (jf == 2, qleft) {
-                        (true, Some(l)) => l.get(if17, jm - 1),
-                        _ => t1a[jf - 3].get(),
+                        (true, Some(l)) => l[if17],
+                        _ => t1a[jf - 3],
                     };
-                    let s = t1a[jf - 1].get() + temp + t1d[jf - 2].get() + t1e[jf - 2].get();
-                    s2 = 2.0 * (t1b[jf - 2].get() - s + factor * t1a[jf - 2].get());
+                    let s = t1a[jf - 1] + temp + t1d[jf - 2] + t1e[jf - 2];
+                    s2 = 2.0 * (t1b[jf - 2] - s + factor * t1a[jf - 2]);
                     let temp = match (if17 == 2, qup) {
-                        (true, Some(u)) => u.get(im - 1, jf),
-                        _ => t1g[jf].get(),
+                        (true, Some(u)) => u[jf],
+                        _ => t1g[jf],
                     };
-                    let s = t1f[jf + 1].get() + t1f[jf - 1].get() + temp + t1d[jf].get();
-                    s3 = 2.0 * (t1h[jf].get() - s + factor * t1f[jf].get());
+                    let s = t1f[jf + 1] + t1f[jf - 1] + temp + t1d[jf];
+                    s3 = 2.0 * (t1h[jf] - s + factor * t1f[jf]);
                     let temp = match (jf == 2, qleft) {
-                        (true, Some(l)) => l.get(if17 - 2, jm - 1),
-                        _ => t1f[jf - 3].get(),
+                        (true, Some(l)) => l[if17 - 2],
+                        _ => t1f[jf - 3],
                     };
                     let temp2 = match (if17 == 2, qup) {
-                        (true, Some(u)) => u.get(im - 1, jf - 2),
-                        _ => t1g[jf - 2].get(),
+                        (true, Some(u)) => u[jf - 2],
+                        _ => t1g[jf - 2],
                     };
-                    let s = t1f[jf - 1].get() + temp + temp2 + t1d[jf - 2].get();
-                    s4 = 2.0 * (t1h[jf - 2].get() - s + factor * t1f[jf - 2].get());
+                    let s = t1f[jf - 1] + temp + temp2 + t1d[jf - 2];
+                    s4 = 2.0 * (t1h[jf - 2] - s + factor * t1f[jf - 2]);
                 } else {
-                    let s = t1a[jf - 1].get()
-                        + t1a[jf - 3].get()
-                        + t1d[jf - 2].get()
-                        + t1e[jf - 2].get();
-                    s2 = 2.0 * (t1b[jf - 2].get() - s + factor * t1a[jf - 2].get());
-                    let s = t1f[jf + 1].get() + t1f[jf - 1].get() + t1g[jf].get() + t1d[jf].get();
-                    s3 = 2.0 * (t1h[jf].get() - s + factor * t1f[jf].get());
-                    let s = t1f[jf - 1].get()
-                        + t1f[jf - 3].get()
-                        + t1g[jf - 2].get()
-                        + t1d[jf - 2].get();
-                    s4 = 2.0 * (t1h[jf - 2].get() - s + factor * t1f[jf - 2].get());
+                    let s = t1a[jf - 1] + t1a[jf - 3] + t1d[jf - 2] + t1e[jf - 2];
+                    s2 = 2.0 * (t1b[jf - 2] - s + factor * t1a[jf - 2]);
+                    let s = t1f[jf + 1] + t1f[jf - 1] + t1g[jf] + t1d[jf];
+                    s3 = 2.0 * (t1h[jf] - s + factor * t1f[jf]);
+                    let s = t1f[jf - 1] + t1f[jf - 3] + t1g[jf - 2] + t1d[jf - 2];
+                    s4 = 2.0 * (t1h[jf - 2] - s + factor * t1f[jf - 2]);
                 }
                 let int1 = j_int_factor * s4 + (1.0 - j_int_factor) * s3;
                 let int2 = j_int_factor * s2 + (1.0 - j_int_factor) * s1;
-                out.set(i_int_factor * int1 + (1.0 - i_int_factor) * int2);
+                *out = i_int_factor * int1 + (1.0 - i_int_factor) * int2;
             }
         }
     }
 
-    /// Interpolates level `kc`'s correction and adds it to level `kc + 1` (the original's
-    /// `intadd`).
-    fn intadd(&self, kc: usize) {
+    /// Interpolates level `kc`'s correction `qc` (ghost ring in place) and adds it to
+    /// `qf`, level `kc + 1` (the original's `intadd`).
+    fn intadd(&self, kc: usize, qc: View<'_>, qf: &mut Grid<'_>) {
         let g = self.team.geom;
         let kf = kc + 1;
         let iend = g.ypts_per_proc[kc];
@@ -329,8 +367,6 @@ impl<'a> Worker<'_, 'a, '_> {
         let i_coeff = g.i_int_coeff[kf];
         let j_coeff = g.j_int_coeff[kf];
 
-        let qc = self.q(self.id, kc);
-        let qf = self.q(self.id, kf);
         let mut if17 = 0usize;
         for ic in 1..=iend {
             if17 += 2;
@@ -339,129 +375,141 @@ impl<'a> Worker<'_, 'a, '_> {
             let t1a = qc.row(ic);
             let t1b = qc.row(ic - 1);
             let t1c = qc.row(ic + 1);
-            let t1d = qf.row(if17);
-            let t1e = qf.row(if17 - 1);
+            // Rows if17 - 1 and if17 of the fine grid.
+            let (t1e, t1d) = qf.rows2(if17 - 1);
             let mut jf = 0usize;
             for jc in 1..=jend {
                 jf += 2;
                 let j_int_factor1 = (cj - (jc + j_off - 1)) as f64 * j_coeff;
                 let j_int_factor2 = (jc + j_off) as f64 * j_coeff;
 
-                let mut int1 =
-                    j_int_factor1 * t1a[jc - 1].get() + (1.0 - j_int_factor1) * t1a[jc].get();
-                let mut int2 =
-                    j_int_factor1 * t1b[jc - 1].get() + (1.0 - j_int_factor1) * t1b[jc].get();
-                add(
-                    &t1e[jf - 1],
-                    i_int_factor1 * int2 + (1.0 - i_int_factor1) * int1,
-                );
-                int2 = j_int_factor1 * t1c[jc - 1].get() + (1.0 - j_int_factor1) * t1c[jc].get();
-                add(
-                    &t1d[jf - 1],
-                    i_int_factor2 * int2 + (1.0 - i_int_factor2) * int1,
-                );
-                int1 = j_int_factor2 * t1a[jc + 1].get() + (1.0 - j_int_factor2) * t1a[jc].get();
-                int2 = j_int_factor2 * t1b[jc + 1].get() + (1.0 - j_int_factor2) * t1b[jc].get();
-                add(
-                    &t1e[jf],
-                    i_int_factor1 * int2 + (1.0 - i_int_factor1) * int1,
-                );
-                int2 = j_int_factor2 * t1c[jc + 1].get() + (1.0 - j_int_factor2) * t1c[jc].get();
-                add(
-                    &t1d[jf],
-                    i_int_factor2 * int2 + (1.0 - i_int_factor2) * int1,
-                );
+                let mut int1 = j_int_factor1 * t1a[jc - 1] + (1.0 - j_int_factor1) * t1a[jc];
+                let mut int2 = j_int_factor1 * t1b[jc - 1] + (1.0 - j_int_factor1) * t1b[jc];
+                t1e[jf - 1] += i_int_factor1 * int2 + (1.0 - i_int_factor1) * int1;
+                int2 = j_int_factor1 * t1c[jc - 1] + (1.0 - j_int_factor1) * t1c[jc];
+                t1d[jf - 1] += i_int_factor2 * int2 + (1.0 - i_int_factor2) * int1;
+                int1 = j_int_factor2 * t1a[jc + 1] + (1.0 - j_int_factor2) * t1a[jc];
+                int2 = j_int_factor2 * t1b[jc + 1] + (1.0 - j_int_factor2) * t1b[jc];
+                t1e[jf] += i_int_factor1 * int2 + (1.0 - i_int_factor1) * int1;
+                int2 = j_int_factor2 * t1c[jc + 1] + (1.0 - j_int_factor2) * t1c[jc];
+                t1d[jf] += i_int_factor2 * int2 + (1.0 - i_int_factor2) * int1;
             }
         }
     }
 
-    /// Zeroes this thread's unknowns on level `k` (the initial guess on a coarser grid).
-    fn putz(&self, k: usize) {
+    /// Zeroes this thread's unknowns `q` on level `k` (the initial guess on a coarser
+    /// grid).
+    fn putz(&self, k: usize, q: &mut Grid<'_>) {
         let g = self.team.geom;
-        let q = self.q(self.id, k);
         let (iend, jend) = (1 + g.ypts_per_proc[k], 1 + g.xpts_per_proc[k]);
         for i in 1..=iend {
-            for c in &q.row(i)[1..=jend] {
-                c.set(0.0);
-            }
+            q.row_mut(i)[1..=jend].fill(0.0);
         }
     }
 
-    /// Fetches the whole ghost border of level `k`'s unknowns.
-    fn copy_borders(&self, k: usize) {
+    /// Reads the neighbours' points for the whole ghost ring of level `k`'s unknowns into
+    /// `q_ghosts` (the original's `copy_borders`; call in a read phase of `q_multi`).
+    fn fetch_borders(&mut self, k: usize) {
         let g = self.team.geom;
-        let own = self.q(self.id, k);
-        self.exchange_ghosts(own, &|p| self.q(p, k), g.rows(k), g.cols(k));
+        let mut out = std::mem::take(&mut self.q_ghosts);
+        out.reset(g.cols(k));
+        let q = self.team.q.read(&*self.proc);
+        self.fetch_ghosts(&|p| q.level(p, k), g.rows(k), g.cols(k), &mut out);
+        self.q_ghosts = out;
     }
 
-    /// Fetches the neighbours' right-hand side border points (even ones) that `rescal`
-    /// reads on level `k`.
-    fn copy_rhs_borders(&self, k: usize) {
-        let g = self.team.geom;
-        let (im, jm) = (g.rows(k), g.cols(k));
-        let (lastrow, lastcol) = (im - 2, jm - 2);
-        let own = self.rhs(self.id, k);
-        if let Some(p) = self.info.nb[UPLEFT] {
-            own.set(0, 0, self.rhs(p, k).get(im - 2, jm - 2));
-        }
-        if let Some(p) = self.info.nb[UP] {
-            let src = self.rhs(p, k).row(im - 2);
-            let dst = own.row(0);
-            for i in (2..=lastcol).step_by(2) {
-                dst[i].set(src[i].get());
-            }
-        }
-        if let Some(p) = self.info.nb[LEFT] {
-            let src = self.rhs(p, k);
-            for i in (2..=lastrow).step_by(2) {
-                own.set(i, 0, src.get(i, jm - 2));
-            }
-        }
-    }
-
-    /// Fetches the neighbours' red border points on level `k`.
-    fn copy_red(&self, k: usize) {
-        self.copy_colour(k, 2, 1);
-    }
-
-    /// Fetches the neighbours' black border points on level `k`.
-    fn copy_black(&self, k: usize) {
-        self.copy_colour(k, 1, 2);
-    }
-
-    /// Ghost points of one colour: from the neighbour above and on the left starting at
-    /// index `first_ul`, from below and on the right starting at `first_dr`, every other.
-    fn copy_colour(&self, k: usize, first_ul: usize, first_dr: usize) {
-        use super::geometry::{DOWN, RIGHT};
+    /// What `rescal` on level `k` needs from the neighbours, in one read phase of
+    /// `q_multi` and `rhs_multi`: `q`'s ghost ring ([`Self::fetch_borders`]), the even
+    /// right-hand side border points (the original's `copy_rhs_borders`) into
+    /// `rhs_ghosts`, and the left neighbour's column and the upper neighbour's row next
+    /// to their border into `left_col` and `up_row`.
+    fn fetch_for_rescal(&mut self, k: usize) {
+        self.fetch_borders(k);
         let g = self.team.geom;
         let (im, jm) = (g.rows(k), g.cols(k));
         let (lastrow, lastcol) = (im - 2, jm - 2);
-        let own = self.q(self.id, k);
+        let mut out = std::mem::take(&mut self.rhs_ghosts);
+        let (mut left_col, mut up_row) = (
+            std::mem::take(&mut self.left_col),
+            std::mem::take(&mut self.up_row),
+        );
+        out.reset(jm);
+        left_col.clear();
+        up_row.clear();
+        // The original's interior rows and columns of a fine subgrid.
+        let (fim, fjm) = ((g.imx[k] - 2) / g.yprocs, (g.jmx[k] - 2) / g.xprocs);
+        let p = &*self.proc;
+        let (q, rhs) = (self.team.q.read(p), self.team.rhs.read(p));
         let n = &self.info.nb;
-        if let Some(p) = n[UP] {
-            let (src, dst) = (self.q(p, k).row(im - 2), own.row(0));
-            for i in (first_ul..=lastcol).step_by(2) {
-                dst[i].set(src[i].get());
-            }
+        if let Some(p) = n[UPLEFT] {
+            out.put(0, 0, rhs.level(p, k).get(im - 2, jm - 2));
         }
-        if let Some(p) = n[DOWN] {
-            let (src, dst) = (self.q(p, k).row(1), own.row(im - 1));
-            for i in (first_dr..=lastcol).step_by(2) {
-                dst[i].set(src[i].get());
+        if let Some(p) = n[UP] {
+            let src = rhs.level(p, k).row(im - 2);
+            for j in (2..=lastcol).step_by(2) {
+                out.put(0, j, src[j]);
+            }
+            up_row.extend_from_slice(q.level(p, k).row(fim - 1));
+            // Its column 0 is a ghost column where it has a left neighbour (our upper
+            // left one): the original reads it after that neighbour's `copy_borders`
+            // filled it, from the upper left neighbour's column jm - 2.
+            if let Some(ul) = n[UPLEFT] {
+                up_row[0] = q.level(ul, k).get(fim - 1, jm - 2);
             }
         }
         if let Some(p) = n[LEFT] {
-            let src = self.q(p, k);
+            let src = rhs.level(p, k);
+            for i in (2..=lastrow).step_by(2) {
+                out.put(i, 0, src.get(i, jm - 2));
+            }
+            let src = q.level(p, k);
+            left_col.extend((0..im).map(|i| src.get(i, fjm - 1)));
+            // Its row 0 likewise, from the upper left neighbour's row im - 2.
+            if let Some(ul) = n[UPLEFT] {
+                left_col[0] = q.level(ul, k).get(im - 2, fjm - 1);
+            }
+        }
+        self.rhs_ghosts = out;
+        (self.left_col, self.up_row) = (left_col, up_row);
+    }
+
+    /// Reads the neighbours' ghost points of one colour on level `k` into `q_ghosts`
+    /// (the original's `copy_red`: `2, 1`; `copy_black`: `1, 2`; call in a read phase
+    /// of `q_multi`): from the neighbour above and on the left starting at index
+    /// `first_ul`, from below and on the right starting at `first_dr`, every other.
+    fn fetch_colour(&mut self, k: usize, first_ul: usize, first_dr: usize) {
+        let g = self.team.geom;
+        let (im, jm) = (g.rows(k), g.cols(k));
+        let (lastrow, lastcol) = (im - 2, jm - 2);
+        let mut out = std::mem::take(&mut self.q_ghosts);
+        out.reset(jm);
+        let q = self.team.q.read(&*self.proc);
+        let n = &self.info.nb;
+        if let Some(p) = n[UP] {
+            let src = q.level(p, k).row(im - 2);
+            for j in (first_ul..=lastcol).step_by(2) {
+                out.put(0, j, src[j]);
+            }
+        }
+        if let Some(p) = n[DOWN] {
+            let src = q.level(p, k).row(1);
+            for j in (first_dr..=lastcol).step_by(2) {
+                out.put(im - 1, j, src[j]);
+            }
+        }
+        if let Some(p) = n[LEFT] {
+            let src = q.level(p, k);
             for i in (first_ul..=lastrow).step_by(2) {
-                own.set(i, 0, src.get(i, jm - 2));
+                out.put(i, 0, src.get(i, jm - 2));
             }
         }
         if let Some(p) = n[RIGHT] {
-            let src = self.q(p, k);
+            let src = q.level(p, k);
             for i in (first_dr..=lastrow).step_by(2) {
-                own.set(i, jm - 1, src.get(i, 1));
+                out.put(i, jm - 1, src.get(i, 1));
             }
         }
+        self.q_ghosts = out;
     }
 }
 
@@ -469,10 +517,4 @@ impl<'a> Worker<'_, 'a, '_> {
 #[inline(always)]
 fn max_err(a: f64, b: f64) -> f64 {
     if a > b { a } else { b }
-}
-
-/// `*c += v`, as C's `+=`.
-#[inline(always)]
-fn add(c: &crate::framework::Cell64, v: f64) {
-    c.set(c.get() + v);
 }

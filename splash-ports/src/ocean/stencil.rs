@@ -1,52 +1,41 @@
 //! The original's `laplacalc.C` and `jacobcalc.C`/`jacobcalc2.C` (the Laplacian and the
-//! Arakawa Jacobian of a thread's subgrid), and the ghost-border exchange with corners
-//! that the Jacobian and the multigrid's `copy_borders` share.
+//! Arakawa Jacobian of a thread's subgrid), and the ghost-ring fetches they and the
+//! multigrid's `copy_borders` share (the first half of a halo copy, `grids.rs`).
 
-use super::cells::{Field, Plane, Rows, store};
 use super::geometry::{DOWN, DOWNLEFT, DOWNRIGHT, LEFT, RIGHT, UP, UPLEFT, UPRIGHT};
+use super::grids::{Field, Ghosts, Grid, View};
 use super::slave::Worker;
 
-impl<'a> Worker<'_, 'a, '_> {
-    /// Laplacian of subgrid `s` of `x` into subgrid `s` of `z` (finest level), after
-    /// fetching `x`'s ghost edges from the neighbours; `z` is zero on the ocean's edges.
-    pub(crate) fn laplacalc(&self, x: Field<'a>, z: Field<'a>, s: usize) {
+impl Worker<'_, '_, '_> {
+    /// Laplacian of `x`, a finest-level subgrid whose ghost edges are in place, into `z`;
+    /// `z` is zero on the ocean's edges.
+    pub(crate) fn laplacalc(&self, x: View<'_>, z: &mut Grid<'_>) {
         let (im, jm) = (self.im, self.jm);
         let (lastrow, lastcol) = (im - 2, jm - 2);
-        let own = x.plane(self.id, s);
-        self.exchange_edges(own, &|p| x.plane(p, s), im, jm);
-
-        let out = z.plane(self.id, s);
         let factlap = self.team.c.factlap;
         let n = lastcol;
         for i in 1..=lastrow {
-            // Exact-length windows of points 1..=n; each cell of row i read once (the
-            // left and centre values slide along), in the original's order of sums.
-            let a = own.row(i);
-            let up = &own.row(i - 1)[1..=n];
-            let dn = &own.row(i + 1)[1..=n];
-            let b = &out.row(i)[1..=n];
-            let (mut al, mut ac) = (a[0].get(), a[1].get());
-            for (((bk, dk), uk), rk) in b.iter().zip(dn).zip(up).zip(&a[2..n + 2]) {
-                let ar = rk.get();
-                bk.set(factlap * (dk.get() + uk.get() + ar + al - 4.0 * ac));
-                (al, ac) = (ac, ar);
+            // Exact-length windows of points 1..=n, in the original's order of sums.
+            let row = x.row(i);
+            let (al, a, ar) = (&row[0..n], &row[1..=n], &row[2..n + 2]);
+            let up = &x.row(i - 1)[1..=n];
+            let dn = &x.row(i + 1)[1..=n];
+            let b = &mut z.row_mut(i)[1..=n];
+            for k in 0..n {
+                b[k] = factlap * (dn[k] + up[k] + ar[k] + al[k] - 4.0 * a[k]);
             }
         }
-        self.zero_edges(out, im, jm);
+        self.zero_edges(z, im, jm);
     }
 
     /// Sets the edges (not the corners) of `z` that lie on the ocean's boundary to zero.
-    fn zero_edges(&self, z: Plane<'_>, im: usize, jm: usize) {
+    fn zero_edges(&self, z: &mut Grid<'_>, im: usize, jm: usize) {
         let (lastrow, lastcol) = (im - 2, jm - 2);
         if self.edge(UP) {
-            for c in &z.row(0)[1..=lastcol] {
-                c.set(0.0);
-            }
+            z.row_mut(0)[1..=lastcol].fill(0.0);
         }
         if self.edge(DOWN) {
-            for c in &z.row(im - 1)[1..=lastcol] {
-                c.set(0.0);
-            }
+            z.row_mut(im - 1)[1..=lastcol].fill(0.0);
         }
         if self.edge(LEFT) {
             for i in 1..=lastrow {
@@ -60,107 +49,149 @@ impl<'a> Worker<'_, 'a, '_> {
         }
     }
 
-    /// Fills the whole ghost border of `own` (an `im` x `jm` subgrid): corners from the
-    /// diagonal neighbours, the corners on the ocean's edge from the side neighbours (the
-    /// original's special cases, kept as they are), then the edges.
-    pub(crate) fn exchange_ghosts(
+    /// The neighbours' border rows and columns for the ghost ring of an `im` x `jm`
+    /// subgrid (edges only, no corners), as the original copies them before a 5-point
+    /// stencil. `nb(p)` is thread `p`'s subgrid of the same array.
+    pub(crate) fn fetch_edges<'v>(
         &self,
-        own: Plane<'_>,
-        nb: &impl Fn(usize) -> Plane<'a>,
+        nb: &impl Fn(usize) -> View<'v>,
         im: usize,
         jm: usize,
+        out: &mut Ghosts,
+    ) {
+        let (lastrow, lastcol) = (im - 2, jm - 2);
+        if let Some(n) = self.info.nb[UP] {
+            for (j, &v) in nb(n)
+                .row(im - 2)
+                .iter()
+                .enumerate()
+                .take(lastcol + 1)
+                .skip(1)
+            {
+                out.put(0, j, v);
+            }
+        }
+        if let Some(n) = self.info.nb[DOWN] {
+            for (j, &v) in nb(n).row(1).iter().enumerate().take(lastcol + 1).skip(1) {
+                out.put(im - 1, j, v);
+            }
+        }
+        if let Some(n) = self.info.nb[LEFT] {
+            let src = nb(n);
+            for i in 1..=lastrow {
+                out.put(i, 0, src.get(i, jm - 2));
+            }
+        }
+        if let Some(n) = self.info.nb[RIGHT] {
+            let src = nb(n);
+            for i in 1..=lastrow {
+                out.put(i, jm - 1, src.get(i, 1));
+            }
+        }
+    }
+
+    /// The whole ghost ring of an `im` x `jm` subgrid: corners from the diagonal
+    /// neighbours, the corners on the ocean's edge from the side neighbours (the
+    /// original's special cases, kept as they are), then the edges.
+    pub(crate) fn fetch_ghosts<'v>(
+        &self,
+        nb: &impl Fn(usize) -> View<'v>,
+        im: usize,
+        jm: usize,
+        out: &mut Ghosts,
     ) {
         let n = &self.info.nb;
         if let Some(p) = n[UPLEFT] {
-            own.set(0, 0, nb(p).get(im - 2, jm - 2));
+            out.put(0, 0, nb(p).get(im - 2, jm - 2));
         }
         if let Some(p) = n[UPRIGHT] {
-            own.set(0, jm - 1, nb(p).get(im - 2, 1));
+            out.put(0, jm - 1, nb(p).get(im - 2, 1));
         }
         if let Some(p) = n[DOWNLEFT] {
-            own.set(im - 1, 0, nb(p).get(1, jm - 2));
+            out.put(im - 1, 0, nb(p).get(1, jm - 2));
         }
         if let Some(p) = n[DOWNRIGHT] {
-            own.set(im - 1, jm - 1, nb(p).get(1, 1));
+            out.put(im - 1, jm - 1, nb(p).get(1, 1));
         }
 
         if self.edge(UP) {
             if let Some(p) = n[LEFT] {
-                own.set(0, 0, nb(p).get(0, jm - 2));
+                out.put(0, 0, nb(p).get(0, jm - 2));
             } else if let Some(p) = n[DOWN] {
-                own.set(im - 1, 0, nb(p).get(1, 0));
+                out.put(im - 1, 0, nb(p).get(1, 0));
             }
             if let Some(p) = n[RIGHT] {
-                own.set(0, jm - 1, nb(p).get(0, 1));
+                out.put(0, jm - 1, nb(p).get(0, 1));
             } else if let Some(p) = n[DOWN] {
-                own.set(im - 1, jm - 1, nb(p).get(1, jm - 1));
+                out.put(im - 1, jm - 1, nb(p).get(1, jm - 1));
             }
         } else if self.edge(DOWN) {
             if let Some(p) = n[LEFT] {
-                own.set(im - 1, 0, nb(p).get(im - 1, jm - 2));
+                out.put(im - 1, 0, nb(p).get(im - 1, jm - 2));
             } else if let Some(p) = n[UP] {
-                own.set(0, 0, nb(p).get(im - 2, 0));
+                out.put(0, 0, nb(p).get(im - 2, 0));
             }
             if let Some(p) = n[RIGHT] {
-                own.set(im - 1, jm - 1, nb(p).get(im - 1, 1));
+                out.put(im - 1, jm - 1, nb(p).get(im - 1, 1));
             } else if let Some(p) = n[UP] {
-                own.set(0, jm - 1, nb(p).get(im - 2, jm - 1));
+                out.put(0, jm - 1, nb(p).get(im - 2, jm - 1));
             }
         } else if self.edge(LEFT) {
             if let Some(p) = n[UP] {
-                own.set(0, 0, nb(p).get(im - 2, 0));
+                out.put(0, 0, nb(p).get(im - 2, 0));
             }
             if let Some(p) = n[DOWN] {
-                own.set(im - 1, 0, nb(p).get(1, 0));
+                out.put(im - 1, 0, nb(p).get(1, 0));
             }
         } else if self.edge(RIGHT) {
             if let Some(p) = n[UP] {
-                own.set(0, jm - 1, nb(p).get(im - 2, jm - 1));
+                out.put(0, jm - 1, nb(p).get(im - 2, jm - 1));
             }
             if let Some(p) = n[DOWN] {
-                own.set(im - 1, jm - 1, nb(p).get(1, jm - 1));
+                out.put(im - 1, jm - 1, nb(p).get(1, jm - 1));
             }
         }
 
-        self.exchange_edges(own, nb, im, jm);
+        self.fetch_edges(nb, im, jm, out);
     }
 
-    /// Arakawa Jacobian of `x` and `y` (finest level) into `z`, this thread's subgrid;
-    /// `x(p)` and `y(p)` give thread `p`'s subgrids.
-    pub(crate) fn jacobcalc(
-        &self,
-        x: impl Fn(usize) -> Plane<'a>,
-        y: impl Fn(usize) -> Plane<'a>,
-        z: Plane<'_>,
-    ) {
+    /// A read phase's half of the halo copy of the finest-level array `x`: every one of
+    /// its `N` subgrids' ghost edges (`corners`: the whole ring).
+    pub(crate) fn fetch_field<const N: usize>(&self, x: &Field<'_>, corners: bool) -> [Ghosts; N] {
+        let (im, jm) = (self.im, self.jm);
+        let all = x.read(&*self.proc);
+        std::array::from_fn(|s| {
+            let mut out = Ghosts::new(jm);
+            let nb = |p: usize| all.plane(p, s);
+            if corners {
+                self.fetch_ghosts(&nb, im, jm, &mut out);
+            } else {
+                self.fetch_edges(&nb, im, jm, &mut out);
+            }
+            out
+        })
+    }
+
+    /// Arakawa Jacobian of `x` and `y` (finest level, ghost rings in place) into `z`.
+    pub(crate) fn jacobcalc(&self, x: View<'_>, y: View<'_>, z: &mut Grid<'_>) {
         let (im, jm) = (self.im, self.jm);
         let (lastrow, lastcol) = (im - 2, jm - 2);
         self.zero_corners_of(z, im, jm);
-        let (xo, yo) = (x(self.id), y(self.id));
-        self.exchange_ghosts(yo, &y, im, jm);
-        self.exchange_ghosts(xo, &x, im, jm);
 
         let factjacob = self.team.c.factjacob;
         let n = lastcol;
-        // Rows i - 1, i, i + 1 of x and y (z is another array).
-        let (mut x3, mut y3) = (Rows::<3>::new(&xo, 0), Rows::<3>::new(&yo, 0));
-        let mut c = vec![0.0; n];
         // Left, centre and right windows (exact length n) of a row around points 1..=n.
         fn w3(r: &[f64], n: usize) -> [&[f64]; 3] {
             [&r[0..n], &r[1..=n], &r[2..n + 2]]
         }
         for i in 1..=lastrow {
-            if i > 1 {
-                x3.advance(&xo, i + 1);
-                y3.advance(&yo, i + 1);
-            }
-            let [al, a, ar] = w3(x3.row(1), n);
-            let [bl, _, br] = w3(y3.row(1), n);
-            let [dl, d, dr] = w3(y3.row(2), n);
-            let [el, e, er] = w3(y3.row(0), n);
-            let [fl, f, fr] = w3(x3.row(2), n);
-            let [gl, g, gr] = w3(x3.row(0), n);
-            let c = &mut c[..n];
+            let [al, a, ar] = w3(x.row(i), n);
+            let [bl, _, br] = w3(y.row(i), n);
+            let [dl, d, dr] = w3(y.row(i + 1), n);
+            let [el, e, er] = w3(y.row(i - 1), n);
+            let [fl, f, fr] = w3(x.row(i + 1), n);
+            let [gl, g, gr] = w3(x.row(i - 1), n);
+            let c = &mut z.row_mut(i)[1..=n];
             for k in 0..n {
                 let ak = a[k];
                 let f1 = (bl[k] + dl[k] - br[k] - dr[k]) * (f[k] - ak);
@@ -173,13 +204,12 @@ impl<'a> Worker<'_, 'a, '_> {
                 let f8 = (d[k] - bl[k]) * (ak - fl[k]);
                 c[k] = factjacob * (f1 + f2 + f3 + f4 + f5 + f6 + f7 + f8);
             }
-            store(&z.row(i)[1..=n], c);
         }
         self.zero_edges(z, im, jm);
     }
 
     /// Sets the corners of an `im` x `jm` subgrid that lie on the ocean's corners to zero.
-    pub(crate) fn zero_corners_of(&self, a: Plane<'_>, im: usize, jm: usize) {
+    pub(crate) fn zero_corners_of(&self, a: &mut Grid<'_>, im: usize, jm: usize) {
         if self.edge(UP) && self.edge(LEFT) {
             a.set(0, 0, 0.0);
         }

@@ -1,13 +1,14 @@
-//! What Ocean's threads share: the grids (allocated through the framework and seen as
-//! cells), the constants of the original's `main`, and its globals guarded by locks.
+//! What Ocean's threads share: the grids (allocated through the framework, used through
+//! its phase views, `grids.rs`), the constants of the original's `main`, and its
+//! globals guarded by locks.
 
 use std::sync::Mutex;
 
-use super::cells::{Field, FieldLayout, MgField};
 use super::error::OceanError;
 use super::geometry::Geometry;
+use super::grids::{Field, FieldLayout, MgField};
 use super::params::Params;
-use crate::framework::{self, Cell64, Machine, Partition, Shared, SplashError};
+use crate::framework::{self, Machine, Partition, Shared, SplashError};
 
 /// Timing of one thread, in clock ticks (microseconds), as the original's `gp[p]`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -155,7 +156,7 @@ impl Store {
     }
 }
 
-/// What the threads share: the grids (as cells), the constants, and the original's
+/// What the threads share: the grids (phase views), the constants, and the original's
 /// globals guarded by its locks.
 pub(super) struct Team<'a> {
     pub(super) params: &'a Params,
@@ -181,7 +182,8 @@ pub(super) struct Team<'a> {
     pub(super) oldgb: Field<'a>,
     pub(super) q: MgField<'a>,
     pub(super) rhs: MgField<'a>,
-    pub(super) f: &'a [Cell64],
+    /// The Coriolis parameter by column, written by thread 0 before the time loop.
+    pub(super) f: &'a Shared<f64>,
     /// The multigrid's global error (`multi->err_multi`, under `error_lock`).
     pub(super) err_multi: Mutex<f64>,
     pub(super) psiai: Sums,
@@ -194,8 +196,8 @@ pub(super) struct Team<'a> {
 }
 
 impl<'a> Team<'a> {
-    /// The team over `store`'s arrays, seen as cells for as long as the team lives.
-    pub(super) fn new(params: &'a Params, geom: &'a Geometry, store: &'a mut Store) -> Team<'a> {
+    /// The team over `store`'s arrays.
+    pub(super) fn new(params: &'a Params, geom: &'a Geometry, store: &'a Store) -> Team<'a> {
         let Store {
             fields,
             q,
@@ -204,8 +206,8 @@ impl<'a> Team<'a> {
             f,
         } = store;
         let mut fields = fields
-            .iter_mut()
-            .map(|(shared, layout)| Field::new(shared.cells(), layout));
+            .iter()
+            .map(|(shared, layout)| Field::new(shared, layout));
         let mut field = || fields.next().expect("one array per field");
         Team {
             params,
@@ -229,9 +231,9 @@ impl<'a> Team<'a> {
             tauz: field(),
             oldga: field(),
             oldgb: field(),
-            q: MgField::new(q.cells(), mg),
-            rhs: MgField::new(rhs.cells(), mg),
-            f: f.cells(),
+            q: MgField::new(q, mg),
+            rhs: MgField::new(rhs, mg),
+            f,
             err_multi: Mutex::new(0.0),
             psiai: Sums::new(geom.nprocs),
             psibi: Sums::new(geom.nprocs),
