@@ -1,6 +1,6 @@
 //! What monitoring costs the monitored program: a streaming loop (sum over 64 MiB)
 //! and a pointer-chasing loop (a random cycle over 16 MiB), timed alone and under a
-//! session whose software sampler watches their memory at its default rate, side by
+//! session whose default sampler watches their memory at its default rate, side by
 //! side in one run. Reports the slowdown as a ratio (monitored / alone); the goal is
 //! at most 1.02. Usage: `cargo bench -p monitor --bench overhead [-- ROUNDS]`.
 
@@ -68,6 +68,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 fn compare(name: &str, rounds: usize, range: (u64, u64), work: &dyn Fn()) -> f64 {
     let (mut alone, mut watched) = (Vec::new(), Vec::new());
     let mut samples = 0;
+    let mut sampler = String::new();
     for _ in 0..rounds {
         let t = Instant::now();
         work();
@@ -79,12 +80,14 @@ fn compare(name: &str, rounds: usize, range: (u64, u64), work: &dyn Fn()) -> f64
         let t = Instant::now();
         work();
         watched.push(t.elapsed().as_secs_f64());
-        samples += session.stop().expect("stop").file.sampler.samples;
+        let stats = session.stop().expect("stop").file.sampler;
+        samples += stats.samples;
+        sampler = stats.name;
     }
     let (a, w) = (median(alone), median(watched));
     let ratio = w / a;
     println!(
-        "{name:<16} alone {:>8.1} ms  monitored {:>8.1} ms  ratio {ratio:.3}  ({samples} samples in {rounds} runs)",
+        "{name:<16} alone {:>8.1} ms  monitored {:>8.1} ms  ratio {ratio:.3}  ({samples} samples in {rounds} runs, {sampler} sampler)",
         a * 1e3,
         w * 1e3
     );
@@ -96,7 +99,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(7);
-    println!("software sampler at its default rate (100 rounds/s); median of {rounds} runs each");
+    println!("the session's default sampler at its default rate; median of {rounds} runs each");
     let s = buffer(STREAM_BYTES);
     let range = (s.as_ptr() as u64, STREAM_BYTES as u64);
     compare("streaming sum", rounds, range, &|| {
