@@ -24,7 +24,9 @@ fn main() {
         );
         let _ = std::fs::write(out.join("libomp.so.5"), b"");
     }
-    for name in ["placed", "churn", "segv", "hot", "omp", "omp_llvm"] {
+    for name in [
+        "placed", "churn", "segv", "hot", "hotspot", "omp", "omp_llvm",
+    ] {
         let src = c.join(format!("{}.c", name.trim_end_matches("_llvm")));
         println!("cargo:rerun-if-changed={}", src.display());
         let exe = out.join(name);

@@ -12,7 +12,7 @@
 //! | [`mon`] | `rset-mon` | `record`, `refine`, `report`, their value parsers, the passive marker |
 //! | [`bench`](mod@bench) | `rset-bench` | the latency and bandwidth kernels; the command in [`bench::cmd`] (`lat`, `bw`, `matrix`) |
 //! | [`splash`] | `splash` | the SPLASH-2 programs' flags (clap, the originals' getopt rules), dispatch, `compare` |
-//! | `top` | `rset-top` | (to come) the live view, a ratatui TUI, gets this folder |
+//! | [`top`] | `rset-top` | the live viewer: frames from live files and sessions, the views' model, the key state machine, ratatui drawing, batch mode |
 //!
 //! Shared by several commands: [`cli`] (a failure with its exit status, output
 //! that survives a closed pipe, JSON) and [`launch`] (starting an unmodified
@@ -33,3 +33,4 @@ pub mod mon;
 pub mod rset;
 pub mod run;
 pub mod splash;
+pub mod top;

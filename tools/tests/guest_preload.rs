@@ -504,3 +504,150 @@ fn refine_zooms_from_pages_to_the_hot_arrays_lines() {
     );
     assert!(std::path::Path::new(&format!("{}.round1", session.display())).exists());
 }
+
+/// The regions of `rset-top`'s model now, read from the live file.
+fn top_model(live: &std::path::Path) -> rset_tools::top::model::Model {
+    use rset_tools::top::frame::Source;
+    let source = Source::Live {
+        path: live.to_owned(),
+    };
+    let mut m = rset_tools::top::model::Model::new(Vec::new());
+    if let Ok(Some(f)) = source.read() {
+        m.update(f, 0.0);
+    }
+    m
+}
+
+/// Presses `keys` in a fresh viewer on the Regions view with `row` selected and
+/// sends the refinement the last one asks for, as the running viewer does.
+fn press_refine(live: &std::path::Path, row: usize) -> (u64, u64, u64) {
+    use rset_tools::top::app::{Action, App, Key, View};
+    let m = top_model(live);
+    let mut app = App::new(View::Regions);
+    app.region_row = row;
+    assert_eq!(app.on_key(Key::Enter, &m), Action::None);
+    match app.on_key(Key::Char('r'), &m) {
+        Action::Refine {
+            start,
+            size,
+            granularity,
+            ..
+        } => {
+            let source = rset_tools::top::frame::Source::Live {
+                path: live.to_owned(),
+            };
+            rset_tools::top::send_refine(&source, start, size, granularity).unwrap();
+            (start, size, granularity)
+        }
+        other => panic!("r gave {other:?}; {:?}", app.message),
+    }
+}
+
+/// Waits until the live file has a region `(start, size, gran)` with at least
+/// `refs` references; its row in the viewer's Regions order and its hottest
+/// granule's start.
+fn wait_for_region(live: &std::path::Path, key: (u64, u64, u64), refs: u64) -> (usize, u64) {
+    use rset_tools::top::model::Sort;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let m = top_model(live);
+        if let Some(f) = &m.frame {
+            let order = m.regions(Sort::References, "");
+            if let Some(row) = order.iter().position(|&i| f.regions[i].key() == key) {
+                let r = &f.regions[order[row]];
+                if r.all().total() >= refs {
+                    let top = rset_tools::top::model::top_granules(r, 1)[0];
+                    return (row, r.start + top.index * r.granularity);
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no region {key:x?} with {refs} references in time: {:?}",
+            m.frame.map(|f| f
+                .regions
+                .iter()
+                .map(|r| (r.name.clone(), r.key(), r.all().total()))
+                .collect::<Vec<_>>())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn rset_top_names_the_hot_array_and_refines_its_hot_page_to_lines() {
+    use std::io::BufRead;
+    let m = machine();
+    let hotspot = c_program!("hotspot");
+    let with_cpus = m.topo.nodes().iter().filter(|n| !n.cpu_less).count();
+    let runtime = std::env::temp_dir().join("rset-top-guest");
+    let _ = std::fs::remove_dir_all(&runtime);
+    std::fs::create_dir_all(&runtime).unwrap();
+    let session = runtime.join("hotspot.session");
+    // One worker per node with CPUs (round-robin after the main thread's slot).
+    let mut child = Command::new("rset-run")
+        .args(["--threads", "round-robin", "--mem", "local", "--"])
+        .args(["rset-mon", "record", "-o"])
+        .arg(&session)
+        .arg("--")
+        .arg(&hotspot)
+        .args([with_cpus.to_string(), "20".to_string()])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let (pid, line, home) = (words[1], words[5], words[7]);
+    let line = u64::from_str_radix(line.trim_start_matches("0x"), 16).unwrap();
+    let live = runtime.join("rset-mon").join(format!("{pid}.live"));
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let out = run(Command::new("rset-top")
+        .args(["--once", "--json", "-n", "3", "-d", "0.5", "--dir"])
+        .arg(runtime.join("rset-mon"))
+        .arg(pid));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let iterations: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(iterations.len(), 3, "{text}");
+    let last = &iterations[2];
+    assert_eq!(last["status"], "running", "{last}");
+    let hottest = &last["regions"][0];
+    assert_eq!(hottest["size"].as_u64(), Some(8 << 20), "{last}");
+    let measured = hottest["remote_share"].as_f64().unwrap();
+    // The hottest page holds the shared line.
+    let page = hottest["top_granules"][0]["start"].as_u64().unwrap();
+    assert_eq!(page, line & !4095, "{hottest}");
+    // r on it asks for 512-byte granules; r on the hottest of those for lines.
+    let first_ask = press_refine(&live, 0);
+    assert_eq!(first_ask, (page, 4096, 512));
+    let (row, hot512) = wait_for_region(&live, first_ask, 20);
+    assert_eq!(hot512, line & !511);
+    let second_ask = press_refine(&live, row);
+    assert_eq!(second_ask, (hot512, 512, 64));
+    let (_, hot64) = wait_for_region(&live, second_ask, 20);
+    assert_eq!(hot64, line & !63, "the shared line is not the hottest");
+    // The truth, from the threads' own counts.
+    let (mut remote, mut all) = (0f64, 0f64);
+    for l in lines {
+        let l = l.unwrap();
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"thread") {
+            let n: f64 = w[4].parse().unwrap();
+            all += n;
+            if w[2] != home {
+                remote += n;
+            }
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let truth = remote / all;
+    eprintln!("rset-top: remote share {measured:.3}, truth {truth:.3}");
+    assert!(
+        (measured - truth).abs() <= 0.1,
+        "rset-top says {measured}, the threads' counts {truth}"
+    );
+}

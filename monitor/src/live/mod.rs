@@ -2,8 +2,9 @@
 //! read through mapped memory, with a control area through which a viewer
 //! (`rset-top`) may reprogram it.
 //!
-//! The file lives in `$XDG_RUNTIME_DIR/rset-mon/` (else `/tmp/rset-mon-UID/`), is
-//! named `PID.live`, and is created with mode 0600. All numbers are little-endian
+//! The file lives in `$XDG_RUNTIME_DIR/rset-mon/` (else `/tmp/rset-mon-UID/`, mode
+//! 0700), is named `PID.live`, and is created with mode 0600 under a temporary name
+//! (`O_EXCL | O_NOFOLLOW`), then renamed into place. All numbers are little-endian
 //! `u64`s:
 //!
 //! | offset | field |
@@ -19,8 +20,10 @@
 //! | 64 | samples lost so far |
 //! | 72 | sampling rate, Hz |
 //! | 80 | total file length |
+//! | 88 | offset of the name table |
 //! | 128 | control area: `cmd`, `arg0`..`arg2`, `done` (the `seq` of the last command applied), `status` (0 ok, else an error code) |
 //! | 192 | filter table: per filter `start`, `size`, `granularity`, `counters offset`, `granules` |
+//! | ... | name table: per filter 64 bytes, its name in UTF-8 padded with NULs (empty: none) |
 //! | ... | counters: per filter, granule-major, per node `local`, `remote`, `reads`, `writes` |
 //!
 //! A reader copies what it needs, then checks that `seq` is even and unchanged (else
@@ -47,7 +50,7 @@ use crate::filter::FilterId;
 use crate::sample::SamplerStats;
 
 /// The format version.
-pub const LIVE_VERSION: u64 = 1;
+pub const LIVE_VERSION: u64 = 2;
 /// Zero every counter.
 pub const CMD_RESET: u64 = 1;
 /// Add a filter: `arg0` start, `arg1` size, `arg2` granularity (bytes).
@@ -61,6 +64,9 @@ const OFF_LAYOUT: usize = 24;
 const CONTROL: usize = 128;
 const TABLE: usize = 192;
 const ENTRY: usize = 5 * 8;
+const OFF_NAMES: usize = 88;
+/// Bytes of a filter's name in the name table.
+pub const NAME_BYTES: usize = 64;
 
 /// The effective user id, from the `Uid:` line of `/proc/self/status` (its second
 /// field); `None` if it cannot be read.
@@ -100,6 +106,48 @@ pub fn live_dir() -> PathBuf {
     }
 }
 
+/// Creates `dir` (mode 0700) if it is missing; refuses a symbolic link or a
+/// directory another user owns, where a live file could be swapped for a link.
+fn private_dir(dir: &Path) -> Result<(), LiveError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(LiveError::Io {
+                path: dir.to_owned(),
+                source: e,
+            });
+        }
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(io(dir))?;
+    let unsafe_dir = |why: &str| LiveError::Io {
+        path: dir.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, why.to_string()),
+    };
+    if !m.is_dir() {
+        return Err(unsafe_dir(
+            "not a directory (a symbolic link?); refusing to write there",
+        ));
+    }
+    if effective_uid().is_some_and(|uid| uid != m.uid()) {
+        return Err(unsafe_dir("owned by another user; refusing to write there"));
+    }
+    Ok(())
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character.
+fn truncated(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The writer side, owned by a session.
 pub struct LiveWriter {
     path: PathBuf,
@@ -132,19 +180,31 @@ impl LiveWriter {
     /// # Errors
     /// [`LiveError::Io`] naming the path.
     pub fn create(dir: &Path, card: &Card) -> Result<LiveWriter, LiveError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        private_dir(dir)?;
         let path = dir.join(format!("{}.live", std::process::id()));
+        let tmp = dir.join(format!(".{}.live.new", std::process::id()));
+        // A file left by an earlier process of the same pid, never a link.
+        let _ = std::fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         let len = Self::length(card);
-        file.set_len(len as u64).map_err(io(&path))?;
-        let map = map_mut(&file).map_err(io(&path))?;
+        let ready = file
+            .set_len(len as u64)
+            .and_then(|()| map_mut(&file))
+            .map_err(io(&tmp));
+        let map = match ready {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         let mut w = LiveWriter {
             path,
             file,
@@ -154,6 +214,13 @@ impl LiveWriter {
             last_cmd_seq: 0,
         };
         w.write_layout(card);
+        if let Err(e) = std::fs::rename(&tmp, &w.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(LiveError::Io {
+                path: w.path.clone(),
+                source: e,
+            });
+        }
         Ok(w)
     }
 
@@ -168,7 +235,7 @@ impl LiveWriter {
             .filters()
             .map(|(id, _)| card.granule_count(id).unwrap_or(0) as usize * nodes * 4)
             .sum();
-        TABLE + card.filters().count() * ENTRY + cells * 8
+        TABLE + card.filters().count() * (ENTRY + NAME_BYTES) + cells * 8
     }
 
     fn set(&self, off: usize, v: u64) {
@@ -198,8 +265,14 @@ impl LiveWriter {
         self.set(48, card.filters().count() as u64);
         self.set(80, len as u64);
         let nodes = card.nodes() as usize;
-        let mut counters = TABLE + card.filters().count() * ENTRY;
+        let names = TABLE + card.filters().count() * ENTRY;
+        self.set(OFF_NAMES, names as u64);
+        let mut counters = names + card.filters().count() * NAME_BYTES;
         for (i, (id, spec)) in card.filters().enumerate() {
+            let slot = &mut self.map[names + i * NAME_BYTES..names + (i + 1) * NAME_BYTES];
+            slot.fill(0);
+            let name = truncated(spec.name.as_deref().unwrap_or(""), NAME_BYTES);
+            slot[..name.len()].copy_from_slice(name.as_bytes());
             let at = TABLE + i * ENTRY;
             let granules = card.granule_count(id).unwrap_or(0);
             self.set(at, spec.start);
@@ -278,6 +351,8 @@ impl Drop for LiveWriter {
 /// One filter's counters as a reader sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveFilter {
+    /// Its name (the filter spec's, at most [`NAME_BYTES`] bytes), if it has one.
+    pub name: Option<String>,
     /// First byte.
     pub start: u64,
     /// Bytes.
@@ -312,70 +387,110 @@ pub struct LiveSnapshot {
 /// # Errors
 /// [`LiveError`] naming the path.
 pub fn read_live(path: &Path) -> Result<LiveSnapshot, LiveError> {
-    let bytes_of = || std::fs::read(path).map_err(io(path));
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path).map_err(io(path))?;
+    let seq_now = || -> Option<u64> {
+        let mut w = [0u8; 8];
+        file.read_exact_at(&mut w, OFF_SEQ as u64).ok()?;
+        Some(u64::from_le_bytes(w))
+    };
+    let not_live = || LiveError::NotLive {
+        path: path.to_owned(),
+    };
+    let mut b = Vec::new();
     for _ in 0..100 {
-        let b = bytes_of()?;
-        let get = |off: usize| -> Option<u64> {
-            b.get(off..off + 8)
-                .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
-        };
-        if b.len() < TABLE || &b[0..8] != MAGIC || get(8) != Some(LIVE_VERSION) {
-            return Err(LiveError::NotLive {
-                path: path.to_owned(),
-            });
+        b.clear();
+        let len = file.metadata().map_err(io(path))?.len() as usize;
+        b.resize(len, 0);
+        let n = read_all_at(&file, &mut b).map_err(io(path))?;
+        b.truncate(n);
+        if b.len() < TABLE || &b[0..8] != MAGIC || word_at(&b, 8) != Some(LIVE_VERSION) {
+            return Err(not_live());
         }
-        let seq = get(OFF_SEQ).unwrap_or(1);
+        let seq = word_at(&b, OFF_SEQ).unwrap_or(1);
         if seq % 2 == 1 {
             std::thread::yield_now();
             continue;
         }
-        let parsed = (|| -> Option<LiveSnapshot> {
-            let nodes = get(40)?;
-            let nfilters = get(48)?;
-            let mut filters = Vec::new();
-            for i in 0..nfilters.min(1 << 16) as usize {
-                let at = TABLE + i * ENTRY;
-                let (base, granules) = (get(at + 24)? as usize, get(at + 32)?);
-                let mut counts = Vec::new();
-                for g in 0..granules.min(1 << 24) as usize {
-                    let row = (0..nodes.min(1024) as usize)
-                        .map(|n| {
-                            let off = base + ((g * nodes as usize + n) * 4) * 8;
-                            Some([get(off)?, get(off + 8)?, get(off + 16)?, get(off + 24)?])
-                        })
-                        .collect::<Option<Vec<_>>>()?;
-                    counts.push(row);
-                }
-                filters.push(LiveFilter {
-                    start: get(at)?,
-                    size: get(at + 8)?,
-                    granularity: get(at + 16)?,
-                    counts,
-                });
-            }
-            Some(LiveSnapshot {
-                pid: get(32)?,
-                nodes,
-                samples: get(56)?,
-                lost: get(64)?,
-                rate_hz: get(72)?,
-                layout: get(OFF_LAYOUT)?,
-                filters,
-            })
-        })();
+        let parsed = parse(&b);
         // A copy taken while the writer worked is torn: the sequence tells.
-        let b2 = bytes_of()?;
-        let seq2 = b2
-            .get(OFF_SEQ..OFF_SEQ + 8)
-            .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")));
-        if Some(seq) == seq2
+        if seq_now() == Some(seq)
             && let Some(snap) = parsed
         {
             return Ok(snap);
         }
+        std::thread::yield_now();
     }
-    Err(LiveError::NotLive {
-        path: path.to_owned(),
+    Err(not_live())
+}
+
+/// Reads from offset 0 until `buf` is full or the file ends; the bytes read.
+fn read_all_at(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut at = 0;
+    while at < buf.len() {
+        match file.read_at(&mut buf[at..], at as u64) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(at)
+}
+
+fn word_at(b: &[u8], off: usize) -> Option<u64> {
+    b.get(off..off.checked_add(8)?)
+        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+}
+
+/// The snapshot in a copy of the file, `None` if it does not hold together (a torn
+/// or truncated copy, or not one of ours).
+fn parse(b: &[u8]) -> Option<LiveSnapshot> {
+    let get = |off: usize| word_at(b, off);
+    let nodes = get(40)?;
+    if nodes == 0 || nodes > 1024 {
+        return None;
+    }
+    let nfilters = usize::try_from(get(48)?).ok()?;
+    if nfilters > 1 << 16 {
+        return None;
+    }
+    let names = usize::try_from(get(OFF_NAMES)?).ok()?;
+    let mut filters = Vec::with_capacity(nfilters);
+    for i in 0..nfilters {
+        let at = TABLE + i * ENTRY;
+        let base = usize::try_from(get(at + 24)?).ok()?;
+        let granules = usize::try_from(get(at + 32)?).ok()?;
+        let row = nodes as usize * 32;
+        let cells = b.get(base..base.checked_add(granules.checked_mul(row)?)?)?;
+        let counts = cells
+            .chunks_exact(row)
+            .map(|g| {
+                g.chunks_exact(32)
+                    .map(|c| std::array::from_fn(|k| word_at(c, k * 8).unwrap_or(0)))
+                    .collect()
+            })
+            .collect();
+        let raw = b.get(names + i * NAME_BYTES..names + (i + 1) * NAME_BYTES)?;
+        let name = raw.split(|&c| c == 0).next().unwrap_or(&[]);
+        let name = std::str::from_utf8(name).ok()?;
+        filters.push(LiveFilter {
+            name: (!name.is_empty()).then(|| name.to_string()),
+            start: get(at)?,
+            size: get(at + 8)?,
+            granularity: get(at + 16)?,
+            counts,
+        });
+    }
+    Some(LiveSnapshot {
+        pid: get(32)?,
+        nodes,
+        samples: get(56)?,
+        lost: get(64)?,
+        rate_hz: get(72)?,
+        layout: get(OFF_LAYOUT)?,
+        filters,
     })
 }
 
@@ -467,6 +582,7 @@ mod tests {
         );
         assert_eq!(snap.pid, u64::from(std::process::id()));
         let f = &snap.filters[0];
+        assert_eq!(f.name, None);
         assert_eq!((f.start, f.size, f.granularity), (0x10000, 0x2000, 4096));
         assert_eq!(f.counts[0], vec![[1, 0, 1, 0], [0, 0, 0, 0]]);
         assert_eq!(f.counts[1], vec![[0, 0, 0, 0], [0, 2, 1, 1]]);
@@ -494,11 +610,12 @@ mod tests {
         w.finish_command(true);
         assert_eq!(w.take_command(), None);
         // The new layout after a filter is added.
-        card.program(FilterSpec::new(8192, 4096, Granularity::LINE))
+        card.program(FilterSpec::new(8192, 4096, Granularity::LINE).name("hot line"))
             .unwrap();
         w.publish(&card, &SamplerStats::default());
         let snap = read_live(w.path()).unwrap();
         assert_eq!(snap.filters.len(), 2);
+        assert_eq!(snap.filters[1].name.as_deref(), Some("hot line"));
         assert_eq!(snap.filters[1].counts.len(), 64);
         assert!(snap.layout >= 2);
     }
@@ -513,6 +630,50 @@ mod tests {
             read_live(&dir.join("absent")),
             Err(LiveError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn a_link_in_the_files_place_is_replaced_not_followed() {
+        let mut card = Card::new(1).unwrap();
+        let long = "é".repeat(40); // 80 bytes: cut at a character, within 64
+        card.program(FilterSpec::new(0, 4096, Granularity::PAGE).name(long.clone()))
+            .unwrap();
+        let dir = tmpdir();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let at = dir.join(format!("{}.live", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+        let w = LiveWriter::create(&dir, &card).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&at).unwrap().is_file());
+        let snap = read_live(w.path()).unwrap();
+        assert_eq!(snap.filters[0].name.as_deref(), Some(&long[..64]));
+        // A directory that is a link is refused, naming it.
+        let link = dir.join("linkdir");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let e = LiveWriter::create(&link, &card).err().unwrap().to_string();
+        assert!(
+            e.contains("linkdir") && e.contains("not a directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_file_is_not_live_and_does_not_panic() {
+        let mut card = Card::new(2).unwrap();
+        card.program(FilterSpec::new(0, 1 << 20, Granularity::LINE))
+            .unwrap();
+        let dir = tmpdir();
+        let w = LiveWriter::create(&dir, &card).unwrap();
+        let whole = std::fs::read(w.path()).unwrap();
+        let copy = dir.join("copy.live");
+        for cut in [TABLE, TABLE + 8, whole.len() / 2, whole.len() - 1] {
+            std::fs::write(&copy, &whole[..cut]).unwrap();
+            assert!(
+                matches!(read_live(&copy), Err(LiveError::NotLive { .. })),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use monitor::session::{Session, Software};
+use monitor::session::{Session, SessionError, Software};
 use monitor::{FilterSpec, Granularity, Label};
 use rset_protocol::MonConfig;
 
@@ -90,12 +90,23 @@ pub fn init(json: &str) {
         return;
     }
     as_monitor(|| {
-        let session = Session::builder()
-            .dynamic()
-            .rate_hz(cfg.rate_hz)
-            .max_overhead(cfg.max_overhead)
-            .software(software(&cfg))
-            .start();
+        let builder = || {
+            Session::builder()
+                .dynamic()
+                .rate_hz(cfg.rate_hz)
+                .max_overhead(cfg.max_overhead)
+                .software(software(&cfg))
+        };
+        // Live counters for `rset-top PID`; without them if the file cannot be made.
+        let session = match builder().live(monitor::live::live_dir()).start() {
+            Err(SessionError::Live(e)) => {
+                log::stderr(&format!(
+                    "rset-mon: no live counters for rset-top: {e}; monitoring without\n"
+                ));
+                builder().start()
+            }
+            other => other,
+        };
         let session = match session {
             Ok(s) => s,
             Err(e) => {

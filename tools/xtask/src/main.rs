@@ -15,6 +15,7 @@ mod demo;
 mod guest;
 mod initramfs;
 mod setup;
+mod stacks;
 mod test;
 mod topology;
 
@@ -57,6 +58,13 @@ enum Task {
     Demo(DemoArgs),
     /// Install missing system packages and fetch the guest kernel, then stop.
     Setup,
+    /// Print every thread of PID: state, wait channel, instruction pointer and the
+    /// likely return addresses on its stack (the guest test runner's hang report).
+    #[command(hide = true)]
+    Stacks {
+        /// The process.
+        pid: i32,
+    },
 }
 
 /// The emulated machine's shape.
@@ -163,6 +171,7 @@ fn main() -> ExitCode {
             verbose: args.verbose,
         }),
         Task::Demo(args) => demo::run(&args),
+        Task::Stacks { pid } => stacks::run(pid),
         Task::Setup => setup::host_packages()
             .and_then(|()| setup::guest_assets(&cargo::metadata()?.xtask_dir()))
             .map(|assets| {

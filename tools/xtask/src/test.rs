@@ -4,6 +4,7 @@ use crate::cargo::{self, Metadata};
 use crate::guest::{self, GuestRun, Status};
 use crate::initramfs::Initramfs;
 use crate::setup;
+use crate::stacks;
 use crate::topology::VmTopology;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -218,7 +219,12 @@ pub fn count_guest(text: &str) -> Tally {
         if let Some(rest) = line.strip_prefix(DONE) {
             let t = count_libtest(&section);
             let (name, rc) = rest.rsplit_once(" exit=").unwrap_or((rest, "?"));
-            if rc != "0" && t.failed == 0 {
+            if section.contains(TIMED_OUT) {
+                total.problems.push(format!(
+                    "{name} ran out of time ({} s); its threads are printed above",
+                    BINARY_LIMIT.as_secs()
+                ));
+            } else if rc != "0" && t.failed == 0 {
                 total.problems.push(format!(
                     "{name} exited {rc} without a failing test (crashed?)"
                 ));
@@ -234,12 +240,35 @@ pub fn count_guest(text: &str) -> Tally {
     total
 }
 
-fn runner_script(tests: &[(String, std::path::PathBuf)]) -> String {
+/// What the guest runner prints when a test binary ran out of time.
+const TIMED_OUT: &str = "xtask-test: out of time: ";
+/// The time one guest test binary may take (the longest takes about 3 minutes in
+/// the 4-node guest): a hang fails that binary with its threads' stacks, and the
+/// binaries after it still run.
+const BINARY_LIMIT: Duration = Duration::from_secs(600);
+
+/// The guest's test runner: each binary in the background, watched; one that runs
+/// past [`BINARY_LIMIT`] gets its threads printed (`xtask stacks`) and is killed.
+fn runner_script(tests: &[(String, std::path::PathBuf)], xtask: &std::path::Path) -> String {
     let mut s = String::from("status=0\n");
+    let limit = BINARY_LIMIT.as_secs();
     for (name, exe) in tests {
         s += &format!(
-            "echo '==> {name}'\n'{exe}'\nrc=$?\necho \"{DONE}{name} exit=$rc\"\n[ $rc -eq 0 ] || status=1\n",
-            exe = exe.display()
+            "echo '==> {name}'\n\
+             '{exe}' &\n\
+             pid=$!\n\
+             ( i=0; while [ $i -lt {limit} ]; do sleep 1; kill -0 $pid 2>/dev/null || exit 0; \
+             i=$((i+1)); done; echo \"{TIMED_OUT}{name} ran {limit} s; its threads:\"; \
+             '{xtask}' stacks $pid; kill -9 $pid ) &\n\
+             wd=$!\n\
+             wait $pid\n\
+             rc=$?\n\
+             kill $wd 2>/dev/null\n\
+             wait $wd 2>/dev/null\n\
+             echo \"{DONE}{name} exit=$rc\"\n\
+             [ $rc -eq 0 ] || status=1\n",
+            exe = exe.display(),
+            xtask = xtask.display(),
         );
     }
     s += "exit $status\n";
@@ -322,7 +351,9 @@ fn guest_steps(meta: &Metadata, verbose: bool, steps: &mut Vec<Step>) -> anyhow:
                 for (_, exe) in &tests {
                     fs.add_host_path(exe)?;
                 }
-                fs.add_bytes("/xtask/run-tests", runner_script(&tests), 0o755);
+                let xtask = stacks::me()?;
+                fs.add_host_path(&xtask)?;
+                fs.add_bytes("/xtask/run-tests", runner_script(&tests, &xtask), 0o755);
                 let run = GuestRun {
                     topology: machine.clone(),
                     command: vec!["sh".into(), "/xtask/run-tests".into()],
@@ -375,6 +406,30 @@ mod tests {
             vec!["b exited 139 without a failing test (crashed?)"]
         );
         assert_eq!(t.failures(), 1);
+    }
+
+    #[test]
+    fn a_guest_binary_out_of_time_is_named_once() {
+        let text = format!(
+            "==> a\ntest x has been running for over 60 seconds\n{TIMED_OUT}a ran 600 s; its threads:\n\
+             thread 7 \"a\" state R\nxtask-test: done a exit=137\n"
+        );
+        let t = count_guest(&text);
+        assert_eq!(
+            t.problems,
+            vec!["a ran out of time (600 s); its threads are printed above"]
+        );
+    }
+
+    #[test]
+    fn the_runner_watches_every_binary_and_reports_its_status() {
+        let tests = [("p/t".to_string(), std::path::PathBuf::from("/x/t-1"))];
+        let s = runner_script(&tests, "/x/xtask".as_ref());
+        assert!(s.contains("'/x/t-1' &\npid=$!\n"), "{s}");
+        assert!(s.contains("'/x/xtask' stacks $pid; kill -9 $pid"), "{s}");
+        assert!(s.contains("wait $pid\nrc=$?\n"), "{s}");
+        assert!(s.contains("xtask-test: done p/t exit=$rc"), "{s}");
+        assert!(s.ends_with("exit $status\n"), "{s}");
     }
 
     #[test]
