@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::frame::Found;
-use super::model::{Model, Sort, top_granules};
+use super::model::{Model, Sort};
 
 /// A key, as the state machine sees it (the terminal layer converts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,13 +193,10 @@ impl App {
     /// The granules of the open region in the Granules view's order (most
     /// referenced first), as indices into the region's granule list.
     pub fn granule_order(&self, m: &Model) -> Vec<u64> {
-        let Some(r) = self.region.and_then(|k| m.region(k)) else {
+        let Some((_, order)) = self.region.and_then(|k| m.granules_by_heat(k)) else {
             return Vec::new();
         };
-        top_granules(r, usize::MAX)
-            .iter()
-            .map(|g| g.index)
-            .collect()
+        order.iter().map(|g| g.index).collect()
     }
 
     fn open_selected_region(&mut self, m: &Model) {
@@ -375,22 +372,24 @@ mod tests {
     use super::*;
 
     fn model() -> Model {
-        let g = |index, local, remote| Granule {
-            index,
-            by_node: vec![
-                Counts {
-                    local,
-                    remote: 0,
-                    reads: local,
-                    writes: 0,
-                },
-                Counts {
-                    local: 0,
-                    remote,
-                    reads: 0,
-                    writes: remote,
-                },
-            ],
+        let g = |index, local, remote| {
+            Granule::new(
+                index,
+                vec![
+                    Counts {
+                        local,
+                        remote: 0,
+                        reads: local,
+                        writes: 0,
+                    },
+                    Counts {
+                        local: 0,
+                        remote,
+                        reads: 0,
+                        writes: remote,
+                    },
+                ],
+            )
         };
         let mut m = Model::new(Vec::new());
         m.update(

@@ -145,19 +145,21 @@ fn status_name(s: &Status) -> &'static str {
 /// The JSON of the model now, with at most `top` regions and granules each.
 pub fn iteration(m: &Model, iteration: u32, top: usize) -> IterationJson {
     let fr = m.frame.as_ref();
-    let nodes = m
-        .nodes
-        .iter()
-        .map(|n| {
-            let (l, r) = m.rates.get(n.node as usize).copied().unwrap_or((0.0, 0.0));
+    // The machine's nodes, and any node the counters know that sysfs did not give
+    // (a replay of another machine's session: nothing is known about them).
+    let count = m.nodes.len().max(fr.map_or(0, |f| f.nodes));
+    let nodes = (0..count as u32)
+        .map(|node| {
+            let info = m.nodes.iter().find(|n| n.node == node);
+            let (l, r) = m.rates.get(node as usize).copied().unwrap_or((0.0, 0.0));
             MachineNodeJson {
-                node: n.node,
-                cpus: cpu_list(&n.cpus),
-                mem_total: n.mem_total,
-                mem_free: n.mem_free,
+                node,
+                cpus: info.map_or(String::new(), |n| cpu_list(&n.cpus)),
+                mem_total: info.map_or(0, |n| n.mem_total),
+                mem_free: info.map_or(0, |n| n.mem_free),
                 local_per_s: l,
                 remote_per_s: r,
-                threads: m.threads_on(n.node).iter().map(|t| t.tid).collect(),
+                threads: m.threads_on(node).iter().map(|t| t.tid).collect(),
             }
         })
         .collect();
@@ -202,9 +204,14 @@ pub fn iteration(m: &Model, iteration: u32, top: usize) -> IterationJson {
 /// The text of the model now, as `--once` prints it.
 pub fn text(m: &Model, iteration: u32, top: usize) -> String {
     let j = self::iteration(m, iteration, top);
+    let who = if m.status == Status::Replay {
+        "replay".to_string()
+    } else {
+        format!("pid {} {}", j.pid, j.status)
+    };
     let mut s = format!(
-        "rset-top: pid {} {} · {} samples ({} lost) · {} Hz · iteration {}\n\n",
-        j.pid, j.status, j.samples, j.lost, j.rate_hz, j.iteration
+        "rset-top: {who} · {} samples ({} lost) · {} Hz · iteration {}\n\n",
+        j.samples, j.lost, j.rate_hz, j.iteration
     );
     s += &format!(
         "{:<5} {:<10} {:>7} {:>7} {:>9} {:>9}  THREADS\n",

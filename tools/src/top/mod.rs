@@ -187,12 +187,17 @@ fn refresh(source: &Source, m: &mut Model, last: &mut Option<Instant>) {
     }
 }
 
-fn new_model() -> Model {
-    Model::new(machine::nodes(Path::new("/sys/devices/system/node")))
+/// An empty model: with this machine's nodes for a live session, with none for a
+/// replay (it may come from another machine).
+fn new_model(source: &Source) -> Model {
+    match source {
+        Source::Live { .. } => Model::new(machine::nodes(Path::new("/sys/devices/system/node"))),
+        Source::Replay { .. } => Model::new(Vec::new()),
+    }
 }
 
 fn batch(args: &Args, source: &Source) -> Result<ExitCode, Failure> {
-    let mut m = new_model();
+    let mut m = new_model(source);
     let mut last = None;
     if let Source::Replay { frames, .. } = source {
         m.update(frames[frames.len() - 1].clone(), 0.0);
@@ -257,7 +262,9 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
             (None, a)
         }
     };
-    let mut m = new_model();
+    let mut m = source
+        .as_ref()
+        .map_or_else(|| Model::new(Vec::new()), new_model);
     let mut last = None;
     if let Some(Source::Replay { frames, .. }) = &source {
         app.replay = Some((frames.len() - 1, frames.len()));
@@ -268,26 +275,35 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
         term::Terminal::start().map_err(|e| Failure::runtime(format!("the terminal: {e}")))?;
     let mut next = Instant::now();
     let mut shown_replay = None;
+    // Drawn when something changed (a new frame, a key, a resize), not on a timer:
+    // a screen of 100,000 granules costs milliseconds.
+    let mut dirty = true;
     let result = loop {
         if term.terminated() {
-            break Ok(());
+            // As a shell reports a program SIGTERM ended.
+            break Ok(ExitCode::from(128 + 15));
         }
         if let Some(src) = &source {
             if let (Source::Replay { frames, .. }, Some((at, _))) = (src, app.replay) {
                 if shown_replay != Some(at) {
                     m.update(frames[at].clone(), 0.0);
                     shown_replay = Some(at);
+                    dirty = true;
                 }
             } else if !app.paused && Instant::now() >= next {
                 refresh(src, &mut m, &mut last);
                 next = Instant::now() + args.delay;
+                dirty = true;
             }
         }
-        let title = source
-            .as_ref()
-            .map_or("pick a session".into(), Source::describe);
-        if let Err(e) = term.draw(|f| ui::draw(f, &app, &m, &title)) {
-            break Err(Failure::runtime(format!("drawing: {e}")));
+        if dirty || term.take_resized() {
+            let title = source
+                .as_ref()
+                .map_or("pick a session".into(), Source::describe);
+            if let Err(e) = term.draw(|f| ui::draw(f, &app, &m, &title)) {
+                break Err(Failure::runtime(format!("drawing: {e}")));
+            }
+            dirty = false;
         }
         let wait = next
             .saturating_duration_since(Instant::now())
@@ -297,11 +313,14 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
             Err(e) => break Err(Failure::runtime(format!("reading keys: {e}"))),
         };
         let Some(key) = key else { continue };
+        dirty = true;
         match app.on_key(key, &m) {
             Action::None => {}
-            Action::Quit => break Ok(()),
+            Action::Quit => break Ok(ExitCode::SUCCESS),
             Action::Open(path) => {
-                source = Some(Source::Live { path });
+                let s = Source::Live { path };
+                m = new_model(&s);
+                source = Some(s);
                 app.view = View::Nodes;
                 next = Instant::now();
             }
@@ -326,7 +345,7 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
     };
     term.stop()
         .map_err(|e| Failure::runtime(format!("restoring the terminal: {e}")))?;
-    result.map(|()| ExitCode::SUCCESS)
+    result
 }
 
 /// The `rset-top` command.

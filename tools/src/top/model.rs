@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::frame::{Counts, Frame, Granule, Region};
+use super::frame::{Frame, Granule, Region};
 use super::machine::{NodeInfo, ThreadInfo};
 
 /// Refreshes of remote-share history kept per region (the sparkline).
@@ -74,6 +74,9 @@ pub struct Model {
     pub threads: Vec<ThreadInfo>,
     /// The target's state.
     pub status: Status,
+    /// Per region of the frame: positions of its granules, most referenced first
+    /// (ties: lower address first), sorted once per frame.
+    pub orders: Vec<Vec<usize>>,
 }
 
 impl Model {
@@ -86,6 +89,7 @@ impl Model {
             nodes,
             threads: Vec::new(),
             status: Status::Running,
+            orders: Vec::new(),
         }
     }
 
@@ -115,7 +119,17 @@ impl Model {
                 h.pop_front();
             }
         }
+        self.orders = frame.regions.iter().map(order).collect();
         self.frame = Some(frame);
+    }
+
+    /// The granules of the region with this identity, most referenced first.
+    pub fn granules_by_heat(&self, key: (u64, u64, u64)) -> Option<(&Region, Vec<&Granule>)> {
+        let f = self.frame.as_ref()?;
+        let i = f.regions.iter().position(|r| r.key() == key)?;
+        let r = &f.regions[i];
+        let order = self.orders.get(i)?;
+        Some((r, order.iter().map(|&p| &r.granules[p]).collect()))
     }
 
     /// The regions in `sort` order whose name contains `filter`, as indices into
@@ -155,23 +169,32 @@ impl Model {
     }
 }
 
+/// Positions of a region's granules, most referenced first (ties: lower address).
+fn order(r: &Region) -> Vec<usize> {
+    let mut o: Vec<usize> = (0..r.granules.len()).collect();
+    o.sort_unstable_by_key(|&p| {
+        (
+            std::cmp::Reverse(r.granules[p].all().total()),
+            r.granules[p].index,
+        )
+    });
+    o
+}
+
 /// A region's `n` granules with the most references, most first (ties: lower
 /// address first).
 pub fn top_granules(r: &Region, n: usize) -> Vec<&Granule> {
-    let mut g: Vec<&Granule> = r.granules.iter().collect();
-    g.sort_by_key(|g| (std::cmp::Reverse(g.all().total()), g.index));
-    g.truncate(n);
-    g
-}
-
-/// `local + remote` of a granule from one node, for the heat map.
-pub fn node_refs(c: &Counts) -> u64 {
-    c.total()
+    order(r)
+        .into_iter()
+        .take(n)
+        .map(|p| &r.granules[p])
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::top::frame::Counts;
 
     fn region(name: &str, start: u64, refs: &[(u64, [u64; 2])]) -> Region {
         Region {
@@ -181,22 +204,24 @@ mod tests {
             granularity: 4096,
             granules: refs
                 .iter()
-                .map(|&(index, [l, r])| Granule {
-                    index,
-                    by_node: vec![
-                        Counts {
-                            local: l,
-                            remote: 0,
-                            reads: l,
-                            writes: 0,
-                        },
-                        Counts {
-                            local: 0,
-                            remote: r,
-                            reads: r,
-                            writes: 0,
-                        },
-                    ],
+                .map(|&(index, [l, r])| {
+                    Granule::new(
+                        index,
+                        vec![
+                            Counts {
+                                local: l,
+                                remote: 0,
+                                reads: l,
+                                writes: 0,
+                            },
+                            Counts {
+                                local: 0,
+                                remote: r,
+                                reads: r,
+                                writes: 0,
+                            },
+                        ],
+                    )
                 })
                 .collect(),
         }

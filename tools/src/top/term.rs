@@ -17,6 +17,7 @@ pub struct Terminal {
     inner: DefaultTerminal,
     stop: Arc<AtomicBool>,
     restored: bool,
+    resized: bool,
 }
 
 impl Terminal {
@@ -31,6 +32,7 @@ impl Terminal {
             inner,
             stop,
             restored: false,
+            resized: false,
         })
     }
 
@@ -44,16 +46,25 @@ impl Terminal {
         self.inner.draw(f).map(|_| ())
     }
 
-    /// The next key within `wait`, if one comes (other events are dropped; a resize
-    /// redraws on the next pass).
+    /// The next key within `wait`, if one comes (a resize is noted for
+    /// [`Terminal::take_resized`]; other events are dropped).
     pub fn key(&mut self, wait: Duration) -> std::io::Result<Option<Key>> {
         if !event::poll(wait)? {
             return Ok(None);
         }
         Ok(match event::read()? {
             Event::Key(k) if k.kind != KeyEventKind::Release => convert(k.code, k.modifiers),
+            Event::Resize(..) => {
+                self.resized = true;
+                None
+            }
             _ => None,
         })
+    }
+
+    /// Whether the terminal changed size since the last call.
+    pub fn take_resized(&mut self) -> bool {
+        std::mem::take(&mut self.resized)
     }
 
     /// Gives the terminal back.

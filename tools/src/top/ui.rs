@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 
 use super::app::{App, Heat, View};
 use super::frame::{Counts, Region};
-use super::model::{Model, Status, top_granules};
+use super::model::{Model, Status};
 
 /// The smallest terminal the views fit in.
 pub const MIN_SIZE: (u16, u16) = (60, 12);
@@ -159,6 +159,7 @@ fn draw_status(f: &mut Screen, area: Rect, app: &App, m: &Model) {
             Some((at, n)) => format!("replay frame {}/{n} ([ ] move)", at + 1),
             None => "replay".into(),
         },
+        _ if app.view == View::Sessions => "pick a live session: arrows move, Enter opens".into(),
         (Status::Running, _) if app.paused => "paused (p resumes)".into(),
         (Status::Running, _) => "live".into(),
     };
@@ -268,9 +269,11 @@ fn draw_nodes(f: &mut Screen, area: Rect, app: &App, m: &Model) {
         .map(String::from)
         .to_vec(),
     ))
-    .block(Block::default().borders(Borders::TOP).title(
-        "references by the accessing node: local and remote per second, remote share so far",
-    ))
+    .block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title("by accessing node: references/s (local, remote), remote share so far"),
+    )
     .row_highlight_style(selected());
     let mut st = TableState::default().with_selected(Some(app.node_row));
     f.render_stateful_widget(table, area, &mut st);
@@ -339,7 +342,7 @@ fn draw_regions(f: &mut Screen, area: Rect, app: &App, m: &Model) {
     let mut head = vec!["REGION".into(), "SIZE".into(), "GRAN".into(), "REFS".into()];
     head.extend((0..nodes).map(|n| format!("N{n}")));
     head.push("REMOTE".into());
-    head.push("REMOTE OVER TIME".into());
+    head.push("TREND".into());
     let title = format!(
         "regions by {}{} (s sorts, / filters, Enter opens)",
         app.sort.label(),
@@ -358,17 +361,22 @@ fn draw_regions(f: &mut Screen, area: Rect, app: &App, m: &Model) {
 }
 
 fn draw_granules(f: &mut Screen, area: Rect, app: &App, m: &Model) {
-    let Some(r) = app.region.and_then(|k| m.region(k)) else {
+    let Some((r, order)) = app.region.and_then(|k| m.granules_by_heat(k)) else {
         f.render_widget(Paragraph::new("the region is gone; Esc goes back"), area);
         return;
     };
     let nodes = m.frame.as_ref().map_or(0, |fr| fr.nodes);
     let [table_area, detail] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(nodes as u16 + 2)]).areas(area);
-    let order = top_granules(r, usize::MAX);
     let max = order.first().map_or(1, |g| g.all().total().max(1));
+    // Only the rows on screen are built (a region may have 100,000 granules): a
+    // window of the table's height that holds the selected row.
+    let visible = usize::from(table_area.height.saturating_sub(2)).max(1);
+    let first = app.granule_row.saturating_sub(visible - 1);
     let rows: Vec<Row> = order
         .iter()
+        .skip(first)
+        .take(visible)
         .map(|g| {
             let all = g.all();
             let mut cells = vec![
@@ -409,21 +417,21 @@ fn draw_granules(f: &mut Screen, area: Rect, app: &App, m: &Model) {
     head.extend((0..nodes).map(|n| format!("N{n}")));
     head.push("REMOTE".into());
     let title = format!(
-        "{} · {} granules of {} · {} with references · colour = {} (m) · r refines",
+        "{}: {} granules of {}, {} referenced · colour: {} (m) · r refines",
         r.name,
         r.granule_count(),
         size(r.granularity),
         r.granules.len(),
         match app.heat {
-            Heat::References => "references",
-            Heat::RemoteShare => "remote share",
+            Heat::References => "refs",
+            Heat::RemoteShare => "remote",
         }
     );
     let table = Table::new(rows, widths)
         .header(header(head))
         .block(Block::default().borders(Borders::TOP).title(title))
         .row_highlight_style(selected());
-    let mut st = TableState::default().with_selected(Some(app.granule_row));
+    let mut st = TableState::default().with_selected(Some(app.granule_row - first));
     f.render_stateful_widget(table, table_area, &mut st);
     draw_granule_detail(f, detail, r, order.get(app.granule_row).copied(), nodes);
 }

@@ -105,3 +105,9 @@ run splash compare fft3d fft3d-orig.session fft3d-reorg.session \
 note "Sizes: 3D-FFT $FFT; Ocean $OCEAN; $P threads, round-robin over $nodes node(s)." \
      "These short runs give a few hundred samples each, so the intervals are wide;" \
      "tools/xtask/src/demo/measure.sh pools several runs of each layout."
+
+say "rset-top: the live view of a running program"
+note "rset-mon record exports its counters live; rset-top (without --once: the TUI," \
+     "Tab for views, Enter to drill down, r to refine a granule) reads them while the" \
+     "program runs. Here a streaming program, one thread per node, for a few seconds:"
+pipe "rset-run --threads round-robin --mem local -- rset-mon record -o live.session -- rset-bench stream-workload --size 32M --threads $nodes --secs 8 >/dev/null 2>&1 & sleep 4; rset-top --once --top 3; wait"
