@@ -351,8 +351,8 @@ fn guest_steps(meta: &Metadata, verbose: bool, steps: &mut Vec<Step>) -> anyhow:
                 for (_, exe) in &tests {
                     fs.add_host_path(exe)?;
                 }
-                // Not copied in: the debug xtask (debuginfo) would fill node 0's RAM.
                 let xtask = stacks::me()?;
+                fs.add_host_path(&xtask)?;
                 fs.add_bytes("/xtask/run-tests", runner_script(&tests, &xtask), 0o755);
                 let run = GuestRun {
                     topology: machine.clone(),
