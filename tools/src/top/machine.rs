@@ -27,26 +27,14 @@ pub struct ThreadInfo {
     pub cpu: u32,
 }
 
-/// Parses a kernel CPU list (`0-3,8,10-11`); `None` if it is not one.
+/// Parses a kernel CPU list (`0-3,8,10-11`, empty for a CPU-less node) with
+/// [`rset::list::parse_list`]; `None` if it is not one.
 pub fn parse_cpulist(text: &str) -> Option<Vec<u32>> {
     let text = text.trim();
-    let mut out = Vec::new();
     if text.is_empty() {
-        return Some(out);
+        return Some(Vec::new());
     }
-    for part in text.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if b < a || b - a > 1 << 16 {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().ok()?),
-        }
-    }
-    Some(out)
+    rset::list::parse_list(text).ok()
 }
 
 /// `MemTotal` and `MemFree` of a node's `meminfo` (`Node 0 MemTotal: 123 kB`).

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::frame::{Frame, Granule, Region};
+use super::frame::{Counts, Frame, Granule, Region};
 use super::machine::{NodeInfo, ThreadInfo};
 
 /// Refreshes of remote-share history kept per region (the sparkline).
@@ -74,6 +74,8 @@ pub struct Model {
     pub threads: Vec<ThreadInfo>,
     /// The target's state.
     pub status: Status,
+    /// The frame's counts per accessing node, over every region.
+    pub by_node: Vec<Counts>,
     /// Per region of the frame: positions of its granules, most referenced first
     /// (ties: lower address first), sorted once per frame.
     pub orders: Vec<Vec<usize>>,
@@ -90,6 +92,7 @@ impl Model {
             threads: Vec::new(),
             status: Status::Running,
             orders: Vec::new(),
+            by_node: Vec::new(),
         }
     }
 
@@ -97,8 +100,8 @@ impl Model {
     pub fn update(&mut self, frame: Frame, dt_s: f64) {
         let now = frame.by_node();
         self.rates = match &self.frame {
-            Some(old) if dt_s > 0.0 => {
-                let before = old.by_node();
+            Some(_) if dt_s > 0.0 => {
+                let before = &self.by_node;
                 now.iter()
                     .enumerate()
                     .map(|(n, c)| {
@@ -120,6 +123,7 @@ impl Model {
             }
         }
         self.orders = frame.regions.iter().map(order).collect();
+        self.by_node = now;
         self.frame = Some(frame);
     }
 
@@ -194,7 +198,6 @@ pub fn top_granules(r: &Region, n: usize) -> Vec<&Granule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::top::frame::Counts;
 
     fn region(name: &str, start: u64, refs: &[(u64, [u64; 2])]) -> Region {
         Region {

@@ -211,7 +211,7 @@ fn draw_sessions(f: &mut Screen, area: Rect, app: &App) {
 
 fn draw_nodes(f: &mut Screen, area: Rect, app: &App, m: &Model) {
     let nodes_in_frame = m.frame.as_ref().map_or(0, |fr| fr.nodes);
-    let totals = m.frame.as_ref().map(|fr| fr.by_node()).unwrap_or_default();
+    let totals = &m.by_node;
     let count_nodes = m.nodes.len().max(nodes_in_frame);
     let rows: Vec<Row> = (0..count_nodes)
         .map(|n| {
@@ -279,23 +279,9 @@ fn draw_nodes(f: &mut Screen, area: Rect, app: &App, m: &Model) {
     f.render_stateful_widget(table, area, &mut st);
 }
 
-/// `0-3,8`.
+/// `0-3,8` ([`rset::list::format_list`]).
 pub fn cpu_list(cpus: &[u32]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            cpus[i].to_string()
-        } else {
-            format!("{}-{}", cpus[i], cpus[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
+    rset::list::format_list(cpus)
 }
 
 fn per_node(c: &[Counts], nodes: usize) -> Vec<String> {
