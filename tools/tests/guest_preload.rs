@@ -548,7 +548,7 @@ fn press_refine(live: &std::path::Path, row: usize) -> (u64, u64, u64) {
 /// granule's start.
 fn wait_for_region(live: &std::path::Path, key: (u64, u64, u64), refs: u64) -> (usize, u64) {
     use rset_tools::top::model::Sort;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let m = top_model(live);
         if let Some(f) = &m.frame {
@@ -574,9 +574,25 @@ fn wait_for_region(live: &std::path::Path, key: (u64, u64, u64), refs: u64) -> (
     }
 }
 
+/// The remote share a `progress NODE:COUNT ...` line of the hotspot program gives,
+/// with `home` the array's node.
+fn progress_share(line: &str, home: &str) -> Option<f64> {
+    let (mut remote, mut all) = (0f64, 0f64);
+    for w in line.strip_prefix("progress ")?.split_whitespace() {
+        let (node, n) = w.split_once(':')?;
+        let n: f64 = n.parse().ok()?;
+        all += n;
+        if node != home {
+            remote += n;
+        }
+    }
+    (all > 0.0).then(|| remote / all)
+}
+
 #[test]
 fn rset_top_names_the_hot_array_and_refines_its_hot_page_to_lines() {
     use std::io::BufRead;
+    use std::time::{Duration, Instant};
     let m = machine();
     let hotspot = c_program!("hotspot");
     let with_cpus = m.topo.nodes().iter().filter(|n| !n.cpu_less).count();
@@ -584,29 +600,42 @@ fn rset_top_names_the_hot_array_and_refines_its_hot_page_to_lines() {
     let _ = std::fs::remove_dir_all(&runtime);
     std::fs::create_dir_all(&runtime).unwrap();
     let session = runtime.join("hotspot.session");
-    // One worker per node with CPUs (round-robin after the main thread's slot).
+    // One worker per node with CPUs (round-robin after the main thread's slot). It
+    // runs until its stdin closes (at most 300 s).
     let mut child = Command::new("rset-run")
         .args(["--threads", "round-robin", "--mem", "local", "--"])
         .args(["rset-mon", "record", "-o"])
         .arg(&session)
         .arg("--")
         .arg(&hotspot)
-        .args([with_cpus.to_string(), "20".to_string()])
+        .args([with_cpus.to_string(), "300".to_string()])
         .env("XDG_RUNTIME_DIR", &runtime)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    // Every line the program prints, with when it came.
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, String)>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send((Instant::now(), l)).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap().1;
     let words: Vec<&str> = first.split_whitespace().collect();
-    let (pid, line, home) = (words[1], words[5], words[7]);
+    let (pid, line, home) = (words[1], words[5], words[7].to_string());
     let line = u64::from_str_radix(line.trim_start_matches("0x"), 16).unwrap();
     let live = runtime.join("rset-mon").join(format!("{pid}.live"));
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(4));
     let out = run(Command::new("rset-top")
         .args(["--once", "--json", "-n", "3", "-d", "0.5", "--dir"])
         .arg(runtime.join("rset-mon"))
         .arg(pid));
+    let read_at = Instant::now();
     let text = String::from_utf8(out.stdout).unwrap();
     let iterations: Vec<serde_json::Value> = text
         .lines()
@@ -618,6 +647,20 @@ fn rset_top_names_the_hot_array_and_refines_its_hot_page_to_lines() {
     let hottest = &last["regions"][0];
     assert_eq!(hottest["size"].as_u64(), Some(8 << 20), "{last}");
     let measured = hottest["remote_share"].as_f64().unwrap();
+    // The truth when rset-top read its last counters: the threads' own counts
+    // printed last before then (every 200 ms), not those of the whole run (other
+    // tests share the CPUs, so the threads' relative speed changes over a run).
+    let truth = rx
+        .try_iter()
+        .filter(|(at, _)| *at <= read_at)
+        .filter_map(|(_, l)| progress_share(&l, &home))
+        .last()
+        .expect("progress lines");
+    eprintln!("rset-top: remote share {measured:.3}, truth {truth:.3}");
+    assert!(
+        (measured - truth).abs() <= 0.1,
+        "rset-top says {measured}, the threads' counts {truth}"
+    );
     // The hottest page holds the shared line.
     let page = hottest["top_granules"][0]["start"].as_u64().unwrap();
     assert_eq!(page, line & !4095, "{hottest}");
@@ -630,24 +673,6 @@ fn rset_top_names_the_hot_array_and_refines_its_hot_page_to_lines() {
     assert_eq!(second_ask, (hot512, 512, 64));
     let (_, hot64) = wait_for_region(&live, second_ask, 20);
     assert_eq!(hot64, line & !63, "the shared line is not the hottest");
-    // The truth, from the threads' own counts.
-    let (mut remote, mut all) = (0f64, 0f64);
-    for l in lines {
-        let l = l.unwrap();
-        let w: Vec<&str> = l.split_whitespace().collect();
-        if w.first() == Some(&"thread") {
-            let n: f64 = w[4].parse().unwrap();
-            all += n;
-            if w[2] != home {
-                remote += n;
-            }
-        }
-    }
+    drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    let truth = remote / all;
-    eprintln!("rset-top: remote share {measured:.3}, truth {truth:.3}");
-    assert!(
-        (measured - truth).abs() <= 0.1,
-        "rset-top says {measured}, the threads' counts {truth}"
-    );
 }
