@@ -9,12 +9,14 @@
 //! block says which mapping it touches.
 #![allow(unsafe_code)]
 
+use std::io::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use monitor::sample::{Access, Sample, Sampler};
 use monitor::sampler::{ProtectConfig, ProtectError, ProtectSampler, pause};
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use numa_tests::{Mapping, Rng, page_size};
 
 /// One sampler per process: the tests take turns.
@@ -416,4 +418,126 @@ fn data_areas_are_named_from_the_allocation_registry() {
     let report = session.stop().unwrap().report();
     assert_eq!(report.regions[0].name, "ocean.psi", "{report:?}");
     assert!(report.to_text(5).contains("ocean.psi"));
+}
+
+/// Threads parked in the middle of `malloc`, or of reading the counters, must not
+/// stop the round: 24 threads churn the allocator (more than glibc has arenas for on
+/// a small machine, so arenas are shared with the controller's), one reads the stats
+/// in a loop, and rounds run back to back, parking every thread. Every thread must
+/// keep making progress. (Before the fix the controller listed the threads while
+/// signalling them, allocating as it went, and bumped its counters under a mutex: CI's
+/// monitored Ocean hung with its threads in `realloc`.)
+#[test]
+fn threads_parked_inside_malloc_or_stats_never_stop_the_rounds() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let watched = Mapping::new(4);
+    watched.touch();
+    let cfg = ProtectConfig {
+        window: Duration::from_millis(1),
+        ..config(0)
+    };
+    let sampler = std::sync::Arc::new(Mutex::new(
+        ProtectSampler::start(&[range(&watched)], cfg).unwrap(),
+    ));
+    const CHURNERS: usize = 24;
+    let progress: std::sync::Arc<Vec<AtomicUsize>> =
+        std::sync::Arc::new((0..=CHURNERS).map(|_| AtomicUsize::new(0)).collect());
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for t in 0..CHURNERS {
+        let (progress, stop) = (progress.clone(), stop.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut rng = Rng(t as u64 + 7);
+            while !stop.load(Ordering::Acquire) {
+                let mut v: Vec<u64> = Vec::new();
+                for i in 0..(rng.next_u64() % 2000) {
+                    v.push(i);
+                }
+                std::hint::black_box(&v);
+                progress[t].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    {
+        let (progress, stop, sampler) = (progress.clone(), stop.clone(), sampler.clone());
+        handles.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let s = Sampler::stats(&*sampler.lock().unwrap_or_else(|p| p.into_inner()));
+                std::hint::black_box(s);
+                progress[CHURNERS].fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // This thread watches the others, so it must not be parked with them: it blocks
+    // every signal (last, as threads spawned later would inherit its mask). It then
+    // never parks, so each round waits out PARK_WAIT and counts
+    // itself unparked, which is when the old controller took its counters' lock with
+    // the stats reader perhaps parked holding it.
+    let mut saved = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut saved),
+    )
+    .unwrap();
+    // Watch for 6 s: in every 1.5 s slice, every thread must have moved.
+    // (Arrays, not vectors: nothing here may wait on an allocator lock.)
+    let read = || -> [usize; CHURNERS + 1] {
+        std::array::from_fn(|i| progress[i].load(Ordering::Relaxed))
+    };
+    let mut last = read();
+    for slice in 0..4 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = read();
+        let mut stuck = [0usize; CHURNERS + 1];
+        let mut stuck_n = 0;
+        for i in 0..=CHURNERS {
+            if now[i] == last[i] {
+                stuck[stuck_n] = i;
+                stuck_n += 1;
+            }
+        }
+        if stuck_n > 0 {
+            // The other threads may be stuck for good, holding allocator locks: no
+            // unwinding, no allocation; say which and leave.
+            let mut msg = [0u8; 512];
+            let mut w = &mut msg[..];
+            let _ = writeln!(
+                w,
+                "threads_parked_inside_malloc_or_stats_never_stop_the_rounds: FAILED: \
+                 threads {:?} (0..{CHURNERS} churn the allocator, {CHURNERS} reads the \
+                 stats) made no progress in slice {slice} of 4",
+                Stuck(&stuck[..stuck_n])
+            );
+            let len = 512 - w.len();
+            let _ = nix::unistd::write(std::io::stderr(), &msg[..len]);
+            // SAFETY: ends the process at once; nothing runs that could wait on a
+            // parked thread (no atexit handlers, no flushing of locked streams).
+            unsafe { libc::_exit(101) };
+        }
+        last = now;
+    }
+    stop.store(true, Ordering::Release);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut sampler = sampler.lock().unwrap_or_else(|p| p.into_inner());
+    let stats = sampler.protect_stats();
+    let rounds = stats.rounds;
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&saved), None).unwrap();
+    Sampler::stop(&mut *sampler);
+    eprintln!("{stats:?}, progress {last:?}");
+    // 25 busy threads on 2 CPUs park slowly, and each round waits out PARK_WAIT for
+    // the thread that never parks: about 16 rounds a second here.
+    assert!(rounds >= 20, "only {rounds} rounds in 6 s");
+    assert!(stats.unparked_rounds > 0, "{stats:?}");
+}
+
+/// Thread indices, printed without allocating.
+struct Stuck<'a>(&'a [usize]);
+
+impl std::fmt::Debug for Stuck<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0).finish()
+    }
 }

@@ -1,6 +1,7 @@
 //! What the sampler is told ([`ProtectConfig`]), how it refuses ([`ProtectError`]),
 //! and what it tells back ([`ProtectStats`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::state::MAX_RANGES;
@@ -76,4 +77,36 @@ pub struct ProtectStats {
     pub unparked_rounds: u64,
     /// Rounds whose stepped thread did not reach watched memory again in time.
     pub unfinished_steps: u64,
+}
+
+/// The controller's counters, kept as atomics: the controller bumps them while the
+/// program's threads are parked, and a parked thread may be one that was reading
+/// them, so no lock may guard them (a lock held by a parked reader would stop the
+/// controller, and with it every parked thread).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) rounds: AtomicU64,
+    pub(super) idle_rounds: AtomicU64,
+    pub(super) dropped_ranges: AtomicU64,
+    pub(super) unparked_rounds: AtomicU64,
+    pub(super) unfinished_steps: AtomicU64,
+}
+
+impl Counters {
+    /// Adds one to `counter` (a field of `self`).
+    pub(super) fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The counters now.
+    pub(super) fn snapshot(&self) -> ProtectStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ProtectStats {
+            rounds: get(&self.rounds),
+            idle_rounds: get(&self.idle_rounds),
+            dropped_ranges: get(&self.dropped_ranges),
+            unparked_rounds: get(&self.unparked_rounds),
+            unfinished_steps: get(&self.unfinished_steps),
+        }
+    }
 }

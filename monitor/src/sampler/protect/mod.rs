@@ -68,13 +68,13 @@ mod round;
 pub(in crate::sampler) mod signal;
 mod state;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use super::sys;
 use crate::sample::{Access, Sample, Sampler, SamplerStats};
 
+use self::config::Counters;
 pub use self::config::{ProtectConfig, ProtectError, ProtectStats};
 use self::round::{check_ranges, configure, control};
 use self::signal::ensure_handlers;
@@ -86,7 +86,7 @@ use self::state::{RUNNING, SHARED};
 pub struct ProtectSampler {
     stop: std::sync::Arc<AtomicBool>,
     controller: Option<JoinHandle<()>>,
-    stats: std::sync::Arc<Mutex<ProtectStats>>,
+    stats: std::sync::Arc<Counters>,
     delivered: u64,
     rate_hz: u64,
 }
@@ -120,7 +120,7 @@ impl ProtectSampler {
         configure(ranges);
 
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let stats = std::sync::Arc::new(Mutex::new(ProtectStats::default()));
+        let stats = std::sync::Arc::new(Counters::default());
         let (stop2, stats2) = (stop.clone(), stats.clone());
         let rate_hz = config.rate_hz;
         let controller = std::thread::Builder::new()
@@ -153,7 +153,7 @@ impl ProtectSampler {
 
     /// The sampler's own counters.
     pub fn protect_stats(&self) -> ProtectStats {
-        *self.stats.lock().unwrap_or_else(|p| p.into_inner())
+        self.stats.snapshot()
     }
 }
 

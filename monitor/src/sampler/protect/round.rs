@@ -2,13 +2,12 @@
 //! arming and disarming the watched ranges with the program's threads parked, and
 //! dropping ranges the program unmapped.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sampler::sys;
 
-use super::config::{ProtectConfig, ProtectError, ProtectStats};
+use super::config::{Counters, ProtectConfig, ProtectError};
 use super::signal::{disarm_all, ensure_handlers};
 use super::state::{
     ARMED, ARMING, ARRIVED, AWAIT, AWAIT_LIMIT_NS, DISARMING, IDLE, MAX_RANGES, PARK_ALL_EVERY,
@@ -79,45 +78,50 @@ impl Rng {
 /// them: the arming instant is the same for all pages, so no page wins the race for
 /// having been armed first. Threads that do not park within a few milliseconds
 /// (signal blocked) are counted and the round goes on.
-pub(super) fn arm_parked(stats: &Mutex<ProtectStats>, round: u64) {
+///
+/// From the first signal to the release this thread neither allocates nor takes a
+/// lock: a thread parked inside `malloc` holds its arena's lock, and one parked while
+/// reading the counters would hold theirs; waiting for either would keep every parked
+/// thread parked for ever (the CI's Ocean hang: its threads stuck in `realloc`).
+pub(super) fn arm_parked(stats: &Counters, round: u64) {
     let me = sys::gettid();
-    ARRIVED.store(0, Ordering::Release);
-    let gen_now = PARK_GEN.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
     // Park the threads seen touching watched memory lately; every PARK_ALL_EVERY
     // rounds, and until samples arrive, park them all (that is how new ones are seen).
-    let recent = recent_tids();
-    let everyone = recent.is_empty() || round.is_multiple_of(PARK_ALL_EVERY);
+    // The list is complete before the first signal goes out.
+    let mut tids = recent_tids();
+    if tids.is_empty() || round.is_multiple_of(PARK_ALL_EVERY) {
+        tids = all_tids();
+    }
+    ARRIVED.store(0, Ordering::Release);
+    let gen_now = PARK_GEN.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
     let mut sent = 0;
-    let mut send = |tid: i32| {
+    for &tid in &tids {
         if tid != me && sys::tgkill(tid, sys::park_signal()) {
             sent += 1;
         }
-    };
-    if everyone {
-        if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-            for e in dir.flatten() {
-                if let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) {
-                    send(tid);
-                }
-            }
-        }
-    } else {
-        recent.iter().copied().for_each(send);
     }
     let deadline = Instant::now() + PARK_WAIT;
     while ARRIVED.load(Ordering::Acquire) < sent && Instant::now() < deadline {
         sys::yield_cpu();
     }
     if ARRIVED.load(Ordering::Acquire) < sent {
-        stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unparked_rounds += 1;
+        Counters::bump(&stats.unparked_rounds);
     }
     arm(stats);
     SHARED.state.store(ARMED, Ordering::Release);
     RELEASE_GEN.store(gen_now, Ordering::Release);
     sys::futex_wake(&RELEASE_GEN);
+    drop(tids);
+}
+
+/// Every thread of the process, from `/proc/self/task`.
+fn all_tids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|t| t.parse::<i32>().ok()))
+        .collect()
 }
 
 /// Threads of the last [`RECENT`] samples, without repeats.
@@ -162,7 +166,7 @@ pub(super) fn writable_mappings() -> Vec<(usize, usize)> {
 /// Stops watching ranges that are no longer entirely mapped read-write (the program
 /// unmapped them, perhaps mapping something else there): they are never armed again,
 /// so nothing of the program's new mapping is touched. Runs while idle.
-pub(super) fn drop_unmapped(stats: &Mutex<ProtectStats>) {
+pub(super) fn drop_unmapped(stats: &Counters) {
     let sh = &SHARED;
     if sh.state.load(Ordering::Acquire) != IDLE {
         return;
@@ -180,16 +184,13 @@ pub(super) fn drop_unmapped(stats: &Mutex<ProtectStats>) {
         let covered = maps.iter().any(|&(a, b)| a <= s && s + l <= b);
         if !covered {
             sh.lens[i].store(0, Ordering::Relaxed);
-            stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .dropped_ranges += 1;
+            Counters::bump(&stats.dropped_ranges);
         }
     }
 }
 
 /// Arms every watched range; drops (and restores) ranges the program unmapped.
-pub(super) fn arm(stats: &Mutex<ProtectStats>) {
+pub(super) fn arm(stats: &Counters) {
     let sh = &SHARED;
     let n = sh.nranges.load(Ordering::Acquire).min(MAX_RANGES);
     for i in 0..n {
@@ -204,15 +205,12 @@ pub(super) fn arm(stats: &Mutex<ProtectStats>) {
             // Unmapped (in part): give back what is still there, stop watching it.
             let _ = sys::mprotect(s, l, libc::PROT_READ | libc::PROT_WRITE);
             sh.lens[i].store(0, Ordering::Relaxed);
-            stats
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .dropped_ranges += 1;
+            Counters::bump(&stats.dropped_ranges);
         }
     }
 }
 
-pub(super) fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<ProtectStats>) {
+pub(super) fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Counters) {
     let sh = &SHARED;
     let mut rng = Rng(config.seed | 1);
     let mean = if config.rate_hz == 0 {
@@ -263,11 +261,7 @@ pub(super) fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<Pr
         }
         sh.generation.fetch_add(1, Ordering::SeqCst);
         let armed_at = Instant::now();
-        let round = {
-            let mut st = stats.lock().unwrap_or_else(|p| p.into_inner());
-            st.rounds += 1;
-            st.rounds
-        };
+        let round = Counters::bump(&stats.rounds);
         arm_parked(stats, round);
         // Disarming costs about what arming did.
         let this = 2.0 * armed_at.elapsed().as_secs_f64();
@@ -294,10 +288,7 @@ pub(super) fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<Pr
                     {
                         disarm_all();
                         sh.state.store(IDLE, Ordering::Release);
-                        stats
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .unfinished_steps += 1;
+                        Counters::bump(&stats.unfinished_steps);
                         break;
                     }
                     sys::futex_wait(&sh.state, AWAIT, Duration::from_micros(500));
@@ -310,7 +301,7 @@ pub(super) fn control(config: ProtectConfig, stop: &AtomicBool, stats: &Mutex<Pr
                     {
                         disarm_all();
                         sh.state.store(IDLE, Ordering::Release);
-                        stats.lock().unwrap_or_else(|p| p.into_inner()).idle_rounds += 1;
+                        Counters::bump(&stats.idle_rounds);
                         break;
                     }
                 }
