@@ -32,6 +32,7 @@ pub mod sampler;
 pub mod session;
 pub mod session_file;
 pub mod svg;
+pub mod timeline;
 
 pub use card::{
     Card, CardError, CardStats, NodeCounts, SecondaryId, SecondarySource, SecondarySpec,
@@ -44,3 +45,4 @@ pub use replay::{RecordedSample, Replay, ReplayError, StreamFormat, StreamHeader
 pub use report::Report;
 pub use session_file::{Label, Machine, SessionError, SessionFile};
 pub use svg::{Metric, SvgOptions};
+pub use timeline::{Timeline, TimelinePoint};

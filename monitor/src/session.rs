@@ -393,6 +393,7 @@ pub fn watch_ranges(filters: &[FilterSpec]) -> Vec<(usize, usize)> {
 struct Fed {
     stats: SamplerStats,
     unresolved: u64,
+    timeline: Vec<crate::TimelinePoint>,
 }
 
 /// Applies a command from the live file's control area.
@@ -451,10 +452,22 @@ fn feed(
     };
     let lock = || sampler.lock().unwrap_or_else(|p| p.into_inner());
     let mut ticks = 0u32;
+    let started = std::time::Instant::now();
+    let mut timeline = crate::Timeline::new();
+    let mut last_point = Duration::ZERO;
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(every);
         drain(&mut lock(), &mut buf);
         ticks += 1;
+        let elapsed = started.elapsed();
+        if timeline.due(elapsed, last_point) {
+            let counts = card
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .filter_counts();
+            timeline.take(elapsed.as_millis() as u64, &counts);
+            last_point = elapsed;
+        }
         if let Some(l) = live.as_mut()
             && ticks.is_multiple_of(10)
         {
@@ -472,6 +485,7 @@ fn feed(
     Fed {
         stats: sampler.stats(),
         unresolved: homes.unresolved(),
+        timeline: timeline.into_points(),
     }
 }
 
@@ -633,7 +647,9 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let file = SessionFile::from_card(&card, fed.stats).with_labels(labels);
+        let file = SessionFile::from_card(&card, fed.stats)
+            .with_labels(labels)
+            .with_timeline(fed.timeline);
         Ok(SessionOutcome {
             file,
             unresolved: fed.unresolved,

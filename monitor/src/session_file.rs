@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::card::{Card, CardStats, FilterCounts, MAX_NODES, SecondaryCounts, SecondarySource};
 use crate::sample::SamplerStats;
+use crate::timeline::TimelinePoint;
 
 /// The value of the `format` field.
 pub const SESSION_FORMAT: &str = "rset-monitor-session";
@@ -152,6 +153,55 @@ pub struct SessionFile {
     /// Names of mappings (used where no label covers an address).
     #[serde(default)]
     pub mappings: Vec<Label>,
+    /// The counts over time, a point a second (see [`crate::timeline`]); empty for a
+    /// session that kept none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The checks of [`SessionFile::validate`] on one filter's programming and granules.
+fn check_filter(
+    f: &FilterCounts,
+    what: &str,
+    node_ok: &dyn Fn(u32, &str) -> Result<(), SessionError>,
+) -> Result<(), SessionError> {
+    let spec = &f.spec;
+    if spec.size == 0 {
+        return Err(invalid(format!("{what} has size 0")));
+    }
+    if spec.mask.is_empty() {
+        return Err(invalid(format!("{what} has an empty mask")));
+    }
+    let end = spec
+        .end()
+        .ok_or_else(|| invalid(format!("{what} passes the end of the address space")))?;
+    if let Some(n) = spec.node {
+        node_ok(n, what)?;
+    }
+    let span = end - spec.start;
+    let mut last: Option<u64> = None;
+    for g in &f.granules {
+        if g.offset >= span || !g.offset.is_multiple_of(spec.granularity.bytes()) {
+            return Err(invalid(format!(
+                "{what}: offset {} is not a granule of the filter",
+                g.offset
+            )));
+        }
+        if last.is_some_and(|l| l >= g.offset) {
+            return Err(invalid(format!(
+                "{what}: offset {} is not after the previous one",
+                g.offset
+            )));
+        }
+        last = Some(g.offset);
+        if let Some(h) = g.home_node {
+            node_ok(h, what)?;
+        }
+        for &n in g.by_node.keys() {
+            node_ok(n, what)?;
+        }
+    }
+    Ok(())
 }
 
 fn invalid(msg: String) -> SessionError {
@@ -172,6 +222,7 @@ impl SessionFile {
             secondaries: card.secondary_counts_all(),
             labels: Vec::new(),
             mappings: Vec::new(),
+            timeline: Vec::new(),
         }
     }
 
@@ -184,6 +235,12 @@ impl SessionFile {
     /// The same session with data-area labels `labels`.
     pub fn with_labels(mut self, labels: Vec<Label>) -> SessionFile {
         self.labels = labels;
+        self
+    }
+
+    /// The same session with the counts over time `timeline`.
+    pub fn with_timeline(mut self, timeline: Vec<TimelinePoint>) -> SessionFile {
+        self.timeline = timeline;
         self
     }
 
@@ -256,41 +313,23 @@ impl SessionFile {
             if !ids.insert(f.id) {
                 return Err(invalid(format!("{what} appears twice")));
             }
-            let spec = &f.spec;
-            if spec.size == 0 {
-                return Err(invalid(format!("{what} has size 0")));
+            check_filter(f, &what, &node_ok)?;
+        }
+        let mut last_ms = None;
+        for (i, p) in self.timeline.iter().enumerate() {
+            if last_ms.is_some_and(|l| l >= p.at_ms) {
+                return Err(invalid(format!(
+                    "timeline point {i}: {} ms is not after the previous point",
+                    p.at_ms
+                )));
             }
-            if spec.mask.is_empty() {
-                return Err(invalid(format!("{what} has an empty mask")));
-            }
-            let end = spec
-                .end()
-                .ok_or_else(|| invalid(format!("{what} passes the end of the address space")))?;
-            if let Some(n) = spec.node {
-                node_ok(n, &what)?;
-            }
-            let span = end - spec.start;
-            let mut last: Option<u64> = None;
-            for g in &f.granules {
-                if g.offset >= span || !g.offset.is_multiple_of(spec.granularity.bytes()) {
-                    return Err(invalid(format!(
-                        "{what}: offset {} is not a granule of the filter",
-                        g.offset
-                    )));
-                }
-                if last.is_some_and(|l| l >= g.offset) {
-                    return Err(invalid(format!(
-                        "{what}: offset {} is not after the previous one",
-                        g.offset
-                    )));
-                }
-                last = Some(g.offset);
-                if let Some(h) = g.home_node {
-                    node_ok(h, &what)?;
-                }
-                for &n in g.by_node.keys() {
-                    node_ok(n, &what)?;
-                }
+            last_ms = Some(p.at_ms);
+            for f in &p.filters {
+                check_filter(
+                    f,
+                    &format!("timeline point {i}, filter {}", f.id.0),
+                    &node_ok,
+                )?;
             }
         }
         let mut sec_ids = BTreeSet::new();

@@ -60,6 +60,10 @@ fn session() -> SessionFile {
         );
         card.record(&sample(0x9000 + (i * 8) % 256, node, access), 2);
     }
+    let mut timeline = monitor::Timeline::new();
+    timeline.take(1000, &card.filter_counts());
+    card.record(&sample(0x1010, 1, Access::Write), 0);
+    timeline.take(2000, &card.filter_counts());
     card.record(&sample(0x20010, 1, Access::Write), 0);
     SessionFile::from_card(
         &card,
@@ -74,6 +78,7 @@ fn session() -> SessionFile {
     .with_distances(vec![vec![10, 21, 31], vec![21, 10, 21], vec![31, 21, 10]])
     .with_labels(vec![Label::new(0x1000, PAGE, "first page")])
     .with_mappings(vec![Label::new(0, 1 << 20, "[heap]")])
+    .with_timeline(timeline.into_points())
 }
 
 #[test]
@@ -179,6 +184,14 @@ fn typed_errors() {
         "filter 9",
     );
     invalid(with(|v| v["labels"][0]["size"] = 0.into()), "empty");
+    invalid(
+        with(|v| v["timeline"][1]["at_ms"] = 500.into()),
+        "timeline point 1: 500 ms",
+    );
+    invalid(
+        with(|v| v["timeline"][0]["filters"][0]["granules"][0]["offset"] = 100.into()),
+        "timeline point 0, filter 0: offset 100",
+    );
     // A granularity that is not one is a shape error.
     assert!(matches!(
         err(&with(

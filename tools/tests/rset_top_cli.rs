@@ -187,6 +187,53 @@ fn keys_drive_the_views_and_q_restores_the_terminal() {
 }
 
 #[test]
+fn a_replay_with_a_timeline_moves_back_through_the_run() {
+    let dir = std::env::temp_dir().join(format!("rset-top-cli-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut card = Card::new(2).unwrap();
+    card.program(FilterSpec::new(0x40000, 0x10000, Granularity::PAGE).name("grid"))
+        .unwrap();
+    let mut timeline = monitor::Timeline::new();
+    for second in 1..=2u64 {
+        for i in 0..10 * second {
+            let s = Sample {
+                addr: 0x40000 + (i % 4) * 4096,
+                tid: 1,
+                cpu: 1,
+                node: 1,
+                time_ns: i,
+                access: Access::Read,
+                source: None,
+            };
+            card.record(&s, 0);
+        }
+        timeline.take(second * 1000, &card.filter_counts());
+    }
+    let file = dir.join("run.session");
+    monitor::SessionFile::from_card(&card, SamplerStats::default())
+        .with_timeline(timeline.into_points())
+        .save(&file)
+        .unwrap();
+    let mut pty = spawn_on_pty(rset_top().arg("--replay").arg(&file));
+    // It opens on the final counts (frame 3 of 3: two points and the end).
+    let mut at = pty.wait_for(0, "3/3:");
+    // Redraws write only the cells that changed: the frame number is the 14th cell
+    // of the status line (row 30, after "replay frame ").
+    let frame_no = |k: u32| format!("\x1b[30;14H{k}");
+    pty.send(b"[");
+    at = pty.wait_for(at, "2.0");
+    pty.send(b"[");
+    at = pty.wait_for(at, &frame_no(1));
+    pty.send(b"]");
+    pty.wait_for(at, &frame_no(2));
+    pty.send(b"q");
+    let status = pty.exit_status();
+    assert!(status.success(), "{status:?}: {}", pty.text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn sigterm_restores_the_terminal_and_exits_143() {
     let (dir, w) = live_session("term");
     let mut pty = spawn_on_pty(

@@ -120,6 +120,9 @@ pub struct App {
     pub session_row: usize,
     /// Replay: the frame shown, and how many there are.
     pub replay: Option<(usize, usize)>,
+    /// Replay: how far into the run the frame shown stands, ms (`None`: the final
+    /// counts).
+    pub replay_at_ms: Option<u64>,
 }
 
 /// The next finer granule for refinement: 2 MiB -> page -> 512 B -> 64 B.
@@ -180,6 +183,7 @@ impl App {
             sessions: Vec::new(),
             session_row: 0,
             replay: None,
+            replay_at_ms: None,
         }
     }
 

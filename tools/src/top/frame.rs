@@ -297,9 +297,51 @@ pub enum Source {
     Replay {
         /// The file it came from.
         path: PathBuf,
-        /// Its frames, oldest first.
-        frames: Vec<Frame>,
+        /// The session, as frames over time.
+        replay: Replayed,
     },
+}
+
+/// A saved session as frames: one per point of its timeline (the counts as they
+/// stood a second, two, … into the run), then its final counts. Frames are built
+/// when shown, so a long run of many granules costs one frame's memory.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    file: Box<SessionFile>,
+}
+
+impl Replayed {
+    /// Frames of `file`.
+    pub fn new(file: SessionFile) -> Replayed {
+        Replayed {
+            file: Box::new(file),
+        }
+    }
+
+    /// How many frames: the timeline's points and the final counts (never zero).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.file.timeline.len() + 1
+    }
+
+    /// Milliseconds into the run of frame `k`; `None` for the final counts.
+    pub fn at_ms(&self, k: usize) -> Option<u64> {
+        self.file.timeline.get(k).map(|p| p.at_ms)
+    }
+
+    /// Frame `k` (the final counts from `len() - 1` on).
+    pub fn frame(&self, k: usize) -> Frame {
+        if k + 1 >= self.len() {
+            return Frame::from_session(&self.file);
+        }
+        let then = SessionFile {
+            filters: monitor::timeline::counts_at(&self.file.timeline, k),
+            timeline: Vec::new(),
+            secondaries: Vec::new(),
+            ..SessionFile::clone(&self.file)
+        };
+        Frame::from_session(&then)
+    }
 }
 
 /// Why no frame could be read.
@@ -426,5 +468,41 @@ mod tests {
         assert_eq!(live.regions[1].granules[0].index, 0);
         assert_eq!(live.by_node()[1].total(), 4);
         assert_eq!(discover(&dir)[0].pid, std::process::id());
+    }
+
+    #[test]
+    fn a_replay_moves_through_the_timeline_to_the_final_counts() {
+        let mut card = Card::new(2).unwrap();
+        card.program(FilterSpec::new(0x10000, 0x3000, Granularity::PAGE).name("grid"))
+            .unwrap();
+        let mut timeline = monitor::Timeline::new();
+        card.record(&sample(0x10010, 0, Access::Read), 0);
+        timeline.take(1000, &card.filter_counts());
+        card.record(&sample(0x11010, 1, Access::Read), 0);
+        card.record(&sample(0x12010, 1, Access::Write), 0);
+        timeline.take(2000, &card.filter_counts());
+        card.record(&sample(0x12010, 0, Access::Read), 0);
+        let file = SessionFile::from_card(&card, SamplerStats::default())
+            .with_timeline(timeline.into_points());
+        let replay = Replayed::new(file.clone());
+        assert_eq!(replay.len(), 3);
+        assert_eq!(
+            (replay.at_ms(0), replay.at_ms(1), replay.at_ms(2)),
+            (Some(1000), Some(2000), None)
+        );
+        let refs = |k: usize| {
+            let f = replay.frame(k);
+            (
+                f.regions[0].granules.len(),
+                f.by_node()[0].total(),
+                f.by_node()[1].total(),
+            )
+        };
+        // One reference from node 0, then two from node 1, then one more from node 0.
+        assert_eq!(refs(0), (1, 1, 0));
+        assert_eq!(refs(1), (3, 1, 2));
+        assert_eq!(refs(2), (3, 2, 2));
+        assert_eq!(replay.frame(2).regions, Frame::from_session(&file).regions);
+        assert_eq!(replay.frame(1).regions[0].name, "grid");
     }
 }

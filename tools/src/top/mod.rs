@@ -33,7 +33,7 @@ use clap::Parser;
 
 use crate::cli::{self, Failure};
 use app::{Action, App, View};
-use frame::{Frame, ReadError, Source};
+use frame::{ReadError, Source};
 use model::{Model, Status};
 
 /// The live hotspot viewer for rset-mon sessions.
@@ -58,13 +58,16 @@ use model::{Model, Status};
                   rset-mon record -- ./a.out & rset-top        open the only live session\n  \
                   rset-top 4242                                the session of pid 4242\n  \
                   rset-top --once --json -n 3 -d 1 4242        three JSON lines, one a second\n  \
-                  rset-top --replay rset-mon.session           a saved session"
+                  rset-top --replay rset-mon.session           a saved session, a frame per second\n  \
+                                                               of the run ([ and ] move), then the end"
 )]
 pub struct Args {
     /// The monitored process (its live file in the runtime directory), or a path
     /// to a `.live` file. Without it: the only live session, or a list to pick from.
     pub target: Option<String>,
-    /// Play a saved session (`rset-mon record -o FILE`) instead of a live one.
+    /// Play a saved session (`rset-mon record -o FILE`) instead of a live one: a
+    /// frame per second of the run (the session's timeline; `[` and `]` move), then
+    /// its final counts, which `--once` prints.
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub replay: Option<PathBuf>,
     /// Seconds between refreshes (and between batch iterations).
@@ -115,7 +118,7 @@ fn open(args: &Args) -> Result<Opening, Failure> {
             .map_err(|e| Failure::usage(format!("--replay: {e}")))?;
         return Ok(Opening::Source(Source::Replay {
             path: path.clone(),
-            frames: vec![Frame::from_session(&file)],
+            replay: frame::Replayed::new(file),
         }));
     }
     let dir = args.dir.clone().unwrap_or_else(monitor::live::live_dir);
@@ -199,8 +202,8 @@ fn new_model(source: &Source) -> Model {
 fn batch(args: &Args, source: &Source) -> Result<ExitCode, Failure> {
     let mut m = new_model(source);
     let mut last = None;
-    if let Source::Replay { frames, .. } = source {
-        m.update(frames[frames.len() - 1].clone(), 0.0);
+    if let Source::Replay { replay, .. } = source {
+        m.update(replay.frame(replay.len() - 1), 0.0);
         m.status = Status::Replay;
     }
     // A first reading a moment before the first iteration, so that it has rates.
@@ -266,8 +269,8 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
         .as_ref()
         .map_or_else(|| Model::new(Vec::new()), new_model);
     let mut last = None;
-    if let Some(Source::Replay { frames, .. }) = &source {
-        app.replay = Some((frames.len() - 1, frames.len()));
+    if let Some(Source::Replay { replay, .. }) = &source {
+        app.replay = Some((replay.len() - 1, replay.len()));
         app.view = View::Regions;
         m.status = Status::Replay;
     }
@@ -284,9 +287,10 @@ fn interactive(args: &Args, opening: Opening) -> Result<ExitCode, Failure> {
             break Ok(ExitCode::from(128 + 15));
         }
         if let Some(src) = &source {
-            if let (Source::Replay { frames, .. }, Some((at, _))) = (src, app.replay) {
+            if let (Source::Replay { replay, .. }, Some((at, _))) = (src, app.replay) {
                 if shown_replay != Some(at) {
-                    m.update(frames[at].clone(), 0.0);
+                    m.update(replay.frame(at), 0.0);
+                    app.replay_at_ms = replay.at_ms(at);
                     shown_replay = Some(at);
                     dirty = true;
                 }

@@ -156,7 +156,15 @@ fn draw_status(f: &mut Screen, area: Rect, app: &App, m: &Model) {
             format!("live file unreadable ({why}); showing last counters")
         }
         (Status::Replay, _) => match app.replay {
-            Some((at, n)) => format!("replay frame {}/{n} ([ ] move)", at + 1),
+            Some((at, 1)) => format!("replay frame {}/1 ([ ] move)", at + 1),
+            Some((at, n)) => match app.replay_at_ms {
+                Some(ms) => format!(
+                    "replay frame {}/{n} at {:.1} s ([ ] move)",
+                    at + 1,
+                    ms as f64 / 1000.0
+                ),
+                None => format!("replay frame {n}/{n}: the final counts ([ ] move)"),
+            },
             None => "replay".into(),
         },
         _ if app.view == View::Sessions => "pick a live session: arrows move, Enter opens".into(),

@@ -129,10 +129,19 @@ pub fn enters_kernel(code: &[u8], rip: u64) -> bool {
         || matches!(instr.mnemonic(), Mnemonic::Syscall | Mnemonic::Sysenter)
 }
 
-/// Warms the decoder's lazily built tables and grows the analyser's register list
-/// to the longest an instruction has (`vzeroall`), outside any signal handler: in
-/// the handler it then never allocates.
+/// Warms the decoder's lazily built tables and grows the analyser's register and
+/// memory lists to the longest any instruction has, outside any signal handler: in
+/// the handler it then never allocates. (It did once, for an instruction longer than
+/// the few tried here before every code was: a thread interrupted inside `malloc`
+/// then waited in the handler for its own arena lock, and Ocean hung in CI.)
 pub fn warm_up(factory: &mut InstructionInfoFactory) {
+    // Every instruction code, with the implied registers and memory it brings.
+    for code in iced_x86::Code::values() {
+        let mut instr = iced_x86::Instruction::default();
+        instr.set_code(code);
+        let _ = factory.info(&instr);
+        let _ = factory.info_options(&instr, InstructionInfoOptions::NO_MEMORY_USAGE);
+    }
     for code in [
         &[0xc5u8, 0xfc, 0x77][..],
         &[0x0f, 0xa2],
