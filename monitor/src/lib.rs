@@ -32,6 +32,8 @@ pub mod sampler;
 pub mod session;
 pub mod session_file;
 pub mod svg;
+#[cfg(test)]
+mod test_alloc;
 pub mod timeline;
 
 pub use card::{

@@ -129,27 +129,30 @@ pub fn enters_kernel(code: &[u8], rip: u64) -> bool {
         || matches!(instr.mnemonic(), Mnemonic::Syscall | Mnemonic::Sysenter)
 }
 
-/// Warms the decoder's lazily built tables and grows the analyser's register and
-/// memory lists to the longest any instruction has, outside any signal handler: in
-/// the handler it then never allocates. (It did once, for an instruction longer than
-/// the few tried here before every code was: a thread interrupted inside `malloc`
-/// then waited in the handler for its own arena lock, and Ocean hung in CI.)
+/// Warms the decoder's lazily built tables and grows the analyser's register list
+/// to the longest an instruction has (`vzeroall`), outside any signal handler: in
+/// the handler it then never allocates.
 pub fn warm_up(factory: &mut InstructionInfoFactory) {
-    // Every instruction code, with the implied registers and memory it brings.
-    for code in iced_x86::Code::values() {
-        let mut instr = iced_x86::Instruction::default();
-        instr.set_code(code);
-        let _ = factory.info(&instr);
-        let _ = factory.info_options(&instr, InstructionInfoOptions::NO_MEMORY_USAGE);
-    }
+    // vzeroall, vzeroupper (the one found allocating: every AVX2 string function of
+    // glibc ends with it), cpuid, movsq, enter; and the state saves of the dynamic loader's
+    // lazy-binding trampoline (xsavec, xsave, xrstor, fxsave, fxrstor: their implied
+    // registers are the longest lists; missing them once let the analyser allocate
+    // in the handler, and CI's monitored Ocean hung on its own arena lock).
     for code in [
         &[0xc5u8, 0xfc, 0x77][..],
+        &[0xc5, 0xf8, 0x77],
         &[0x0f, 0xa2],
         &[0x48, 0xa5],
         &[0xc8, 8, 0, 1],
+        &[0x0f, 0xc7, 0x64, 0x24, 0x40],
+        &[0x0f, 0xae, 0x64, 0x24, 0x40],
+        &[0x0f, 0xae, 0x6c, 0x24, 0x40],
+        &[0x0f, 0xae, 0x04, 0x24],
+        &[0x0f, 0xae, 0x0c, 0x24],
     ] {
         let instr = Decoder::with_ip(64, code, 0, DecoderOptions::NONE).decode();
         let _ = factory.info(&instr);
+        let _ = factory.info_options(&instr, InstructionInfoOptions::NO_MEMORY_USAGE);
     }
     // add [rdi+r12*8-0x5aa5edcc], esi; movsq; vmovdqu ymm0, [rax]
     let code = [

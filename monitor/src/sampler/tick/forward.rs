@@ -72,7 +72,7 @@ impl Machine {
             if a == addr && l == len {
                 return v;
             }
-            if a < addr + len && addr < a + l {
+            if a < addr.saturating_add(len) && addr < a.saturating_add(l) {
                 return None;
             }
         }
@@ -686,5 +686,83 @@ mod tests {
         // rcx = 2 > rsi = 1: not taken, the store at 5.
         let hit = ahead(&code, &[(RCX, 2), (RSI, 1), (RDI, 0x10_0200)], 0, 0).unwrap();
         assert_eq!(hit.addr, 0x10_0200);
+    }
+
+    /// The analyser runs in the tick signal handler, which may interrupt `malloc`:
+    /// once warmed up it must never allocate. Every byte offset of the C library and
+    /// the dynamic loader is analysed ahead (garbage and real code
+    /// alike; the loader's lazy-binding trampoline, `xsavec` and all, is what CI's
+    /// monitored Ocean hung in when the warm-up tried only a few instructions).
+    #[test]
+    fn the_warmed_analyser_never_allocates() {
+        let mut f = InstructionInfoFactory::new();
+        crate::sampler::tick::decode::warm_up(&mut f);
+        let mut n = 0;
+        let mut files = 0;
+        for path in [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib64/ld-linux-x86-64.so.2",
+        ] {
+            let Ok(code) = std::fs::read(path) else {
+                continue;
+            };
+            files += 1;
+            let code = &code[..code.len().min(16 << 20)];
+            let mut read = |ip: u64, _all: bool, buf: &mut [u8; 15]| {
+                let at = (ip as usize).min(code.len());
+                let k = (code.len() - at).min(15);
+                buf[..k].copy_from_slice(&code[at..at + k]);
+                k
+            };
+            let mut read_mem = |_: u64, _: &mut [u8]| false;
+            let watched = |_: usize| false;
+            let ((), here) = crate::test_alloc::counting(|| {
+                for at in 0..code.len().saturating_sub(16) {
+                    let regs = Regs {
+                        rip: at as u64,
+                        ..Regs::default()
+                    };
+                    std::hint::black_box(first_watched_access(
+                        &regs,
+                        0,
+                        &mut read,
+                        &mut read_mem,
+                        &mut f,
+                        &watched,
+                        4,
+                    ));
+                }
+            });
+            n += here;
+        }
+        assert!(files >= 1);
+        let mut read_mem = |_: u64, _: &mut [u8]| false;
+        let watched = |_: usize| false;
+        assert_eq!(n, 0, "{n} allocations in the warmed analyser");
+        // The count is real: an analyser not warmed up grows its lists (vzeroall
+        // names 16 registers).
+        let vzeroall = [0xc5u8, 0xfc, 0x77, 0x90];
+        let mut cold = InstructionInfoFactory::new();
+        let mut read_v = |ip: u64, _all: bool, buf: &mut [u8; 15]| {
+            let at = (ip as usize).min(vzeroall.len());
+            let n = vzeroall.len() - at;
+            buf[..n].copy_from_slice(&vzeroall[at..]);
+            n
+        };
+        let (_, cold_n) = crate::test_alloc::counting(|| {
+            first_watched_access(
+                &Regs::default(),
+                0,
+                &mut read_v,
+                &mut read_mem,
+                &mut cold,
+                &watched,
+                2,
+            )
+        });
+        assert!(
+            cold_n > 0,
+            "a cold analyser did not allocate: the count is not counting"
+        );
     }
 }
