@@ -334,11 +334,19 @@ impl Replayed {
         if k + 1 >= self.len() {
             return Frame::from_session(&self.file);
         }
+        // What a frame reads of the file, without copying its timeline or counts.
+        let f = &self.file;
         let then = SessionFile {
-            filters: monitor::timeline::counts_at(&self.file.timeline, k),
-            timeline: Vec::new(),
+            format: String::new(),
+            version: f.version,
+            machine: f.machine.clone(),
+            sampler: f.sampler.clone(),
+            card: f.card,
+            filters: monitor::timeline::counts_at(&f.timeline, k),
             secondaries: Vec::new(),
-            ..SessionFile::clone(&self.file)
+            labels: f.labels.clone(),
+            mappings: f.mappings.clone(),
+            timeline: Vec::new(),
         };
         Frame::from_session(&then)
     }

@@ -133,11 +133,10 @@ pub fn enters_kernel(code: &[u8], rip: u64) -> bool {
 /// to the longest an instruction has (`vzeroall`), outside any signal handler: in
 /// the handler it then never allocates.
 pub fn warm_up(factory: &mut InstructionInfoFactory) {
-    // vzeroall, vzeroupper (the one found allocating: every AVX2 string function of
-    // glibc ends with it), cpuid, movsq, enter; and the state saves of the dynamic loader's
-    // lazy-binding trampoline (xsavec, xsave, xrstor, fxsave, fxrstor: their implied
-    // registers are the longest lists; missing them once let the analyser allocate
-    // in the handler, and CI's monitored Ocean hung on its own arena lock).
+    // vzeroall, vzeroupper (missing, it let the analyser allocate in the handler:
+    // every AVX2 string function of glibc ends with it, and CI's monitored Ocean hung
+    // on its own arena lock), cpuid, movsq, enter, and the state saves of the dynamic
+    // loader's lazy-binding trampoline (xsavec, xsave, xrstor, fxsave, fxrstor).
     for code in [
         &[0xc5u8, 0xfc, 0x77][..],
         &[0xc5, 0xf8, 0x77],
