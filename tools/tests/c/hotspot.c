@@ -2,9 +2,11 @@
  * touches an 8 MiB array (on its node under rset-run --mem local), then THREADS
  * threads (placed by rset-run) read the array over and over, and every 16th
  * access is an atomic add to one shared 64-byte line (offset 0x3040), written
- * from every node. Every 200 ms the main thread prints each thread's node and
- * accesses so far ("progress NODE:COUNT ..."), so a test knows the true remote
- * share at any moment. The threads stop after SECONDS or when stdin closes.
+ * from every node. Every 200 ms the main thread prints each thread's node,
+ * accesses so far and CPU time so far in ns ("progress NODE:COUNT:CPU_NS ..."),
+ * so a test knows the true remote share at any moment, by references and by
+ * time (a time-based sampler estimates the latter; under an emulator the two
+ * part when the host runs one virtual CPU more than another). The threads stop after SECONDS or when stdin closes.
  * Usage: hotspot THREADS SECONDS */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -24,6 +26,7 @@ static double seconds;
 static volatile int stop;
 static volatile long progress[MAX_THREADS];
 static volatile int node_of[MAX_THREADS];
+static volatile long cpu_ns[MAX_THREADS];
 static volatile long sink;
 
 static double now(void) {
@@ -47,6 +50,9 @@ static void *worker(void *arg) {
             accesses += 16;
         }
         progress[me] = accesses;
+        struct timespec c;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+        cpu_ns[me] = c.tv_sec * 1000000000L + c.tv_nsec;
     }
     sink = sum;
     return NULL;
@@ -62,7 +68,7 @@ static void *watch_stdin(void *arg) {
 
 static void print_progress(int n) {
     printf("progress");
-    for (int i = 0; i < n; i++) printf(" %d:%ld", node_of[i], progress[i]);
+    for (int i = 0; i < n; i++) printf(" %d:%ld:%ld", node_of[i], progress[i], cpu_ns[i]);
     printf("\n");
     fflush(stdout);
 }

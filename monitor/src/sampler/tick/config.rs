@@ -7,7 +7,7 @@ use crate::sampler::sys;
 #[derive(Debug, Clone)]
 pub struct TickConfig {
     /// Samples per second of each thread's CPU time (default 1000): the mean of the
-    /// exponential gaps between ticks. 0 means as fast as the budget allows.
+    /// random gaps between ticks. 0 means as fast as the budget allows.
     pub rate_hz: u64,
     /// The largest share of each thread's CPU time the ticks may cost (default 0.02);
     /// the tick rate is lowered to keep to it. 0 lifts the limit.

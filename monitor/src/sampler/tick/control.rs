@@ -135,9 +135,11 @@ pub(super) fn control(
                     / ticks as f64;
                 let target = mean_period(&config, cost) as f64;
                 let old = MEAN_PERIOD_NS.load(Ordering::Relaxed) as f64;
-                // Quick to slow down, slower to speed up.
+                // Quick to slow down (at most twice the gap per round: one round's
+                // cost under an emulator can include a host's time slice, and the
+                // thread that draws its gap then keeps it), slower to speed up.
                 let next = if target > old {
-                    target
+                    target.min(2.0 * old)
                 } else {
                     0.7 * old + 0.3 * target
                 };

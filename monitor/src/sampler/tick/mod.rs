@@ -6,10 +6,11 @@
 //!
 //! Every thread of the process gets a `task-clock` perf event (software, so it
 //! exists in VMs and emulators) that sends the thread itself a synchronous SIGTRAP
-//! after a random amount of its own CPU time (exponential gaps, one drawn every 16
-//! ticks because changing the period restarts the event's timer, which is dear in
-//! a VM; each tick's instant stays random, so no periodic program can alias with
-//! it, and ticks that share a gap are correlated). The handler decodes the
+//! after a random amount of its own CPU time (one gap drawn every 16 ticks,
+//! uniform within [mean/2, 3 mean/2), because changing the period restarts the
+//! event's timer, which is dear in a VM; each tick's instant stays random, so no
+//! periodic program can alias with it, and a thread's ticks stay proportional to
+//! its CPU time, which an exponential gap shared by 16 ticks did not). The handler decodes the
 //! instruction the thread was about to run (iced-x86) and computes its memory
 //! operands' addresses from the interrupted registers. If one lies in a watched
 //! range, that access is the sample: exact address, read or write from the
