@@ -6,7 +6,8 @@
  * accesses so far and CPU time so far in ns ("progress NODE:COUNT:CPU_NS ..."),
  * so a test knows the true remote share at any moment, by references and by
  * time (a time-based sampler estimates the latter; under an emulator the two
- * part when the host runs one virtual CPU more than another). The threads stop after SECONDS or when stdin closes.
+ * part when the host runs one virtual CPU more than another). The threads
+ * stop after SECONDS or when stdin closes.
  * Usage: hotspot THREADS SECONDS */
 #define _GNU_SOURCE
 #include <pthread.h>

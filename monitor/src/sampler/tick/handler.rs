@@ -138,18 +138,23 @@ fn my_slot(tid: i32) -> Option<usize> {
     Some(found)
 }
 
-/// The next gap of `tid`'s group of ticks: [`gap_of`] the controller's mean.
-fn next_gap(tid: i32) -> u64 {
-    let mean = MEAN_PERIOD_NS.load(Ordering::Relaxed).max(1) as f64;
+/// The next gap of `tid`'s group of ticks: [`gap_of`] the controller's `mean`.
+fn next_gap(tid: i32, mean: u64) -> u64 {
     let mut x = RNG.with(Cell::get);
     if x == 0 {
         x = (SEED.load(Ordering::Relaxed) ^ (tid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
     }
+    let (x, u) = draw(x);
+    RNG.with(|c| c.set(x));
+    gap_of(mean.max(1) as f64, u)
+}
+
+/// One xorshift step from state `x`: the new state and a number uniform in [0, 1).
+fn draw(mut x: u64) -> (u64, f64) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    RNG.with(|c| c.set(x));
-    gap_of(mean, (x >> 11) as f64 / (1u64 << 53) as f64)
+    (x, (x >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 /// Whether a group's `gap` is still one [`gap_of`] the controller's `mean` could
@@ -341,14 +346,9 @@ unsafe fn tick(ctx: *mut libc::c_void) {
     let fd = SLOTS[slot].fd.load(Ordering::Acquire);
     let n = TICKS_HERE.with(Cell::get);
     TICKS_HERE.with(|c| c.set(n.wrapping_add(1)));
-    if fd >= 0
-        && (n.is_multiple_of(REDRAW_EVERY)
-            || !fits(
-                GROUP_GAP.with(Cell::get),
-                MEAN_PERIOD_NS.load(Ordering::Relaxed),
-            ))
-    {
-        let gap = next_gap(tid);
+    let mean = MEAN_PERIOD_NS.load(Ordering::Relaxed);
+    if fd >= 0 && (n.is_multiple_of(REDRAW_EVERY) || !fits(GROUP_GAP.with(Cell::get), mean)) {
+        let gap = next_gap(tid, mean);
         event::set_period(fd, gap);
         GROUP_GAP.with(|c| c.set(gap));
         TICKS_HERE.with(|c| c.set(1));
@@ -496,7 +496,7 @@ pub(super) fn ensure_handler() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{REDRAW_EVERY, gap_of};
+    use super::{REDRAW_EVERY, draw, gap_of};
 
     /// Ticks in `cpu` ns of a thread's CPU time, a new gap from `gap(u)` every
     /// [`REDRAW_EVERY`] ticks; `x` is the xorshift state the draws come from.
@@ -504,10 +504,9 @@ mod tests {
         let (mut t, mut n, mut g) = (0.0, 0u64, 0.0);
         loop {
             if n.is_multiple_of(u64::from(REDRAW_EVERY)) {
-                *x ^= *x << 13;
-                *x ^= *x >> 7;
-                *x ^= *x << 17;
-                g = gap((*x >> 11) as f64 / (1u64 << 53) as f64);
+                let u;
+                (*x, u) = draw(*x);
+                g = gap(u);
             }
             t += g;
             if t > cpu {
@@ -538,8 +537,8 @@ mod tests {
         assert!(cv < 0.08, "spread {cv}");
         // The exponential group gap it replaced spreads about 20 %: 25 groups.
         let (mean, cv) = spread(|u| -1000.0 * (1.0 - u).ln());
-        assert!((mean - 400.0).abs() < 16.0, "mean {mean}");
         eprintln!("exponential groups: mean {mean:.1} cv {cv:.3}");
+        assert!((mean - 400.0).abs() < 16.0, "mean {mean}");
         assert!(cv > 0.15, "exponential spread {cv}");
     }
 }

@@ -10,11 +10,12 @@
 //! uniform within [mean/2, 3 mean/2), because changing the period restarts the
 //! event's timer, which is dear in a VM; each tick's instant stays random, so no
 //! periodic program can alias with it, and a thread's ticks stay proportional to
-//! its CPU time, which an exponential gap shared by 16 ticks did not). The handler decodes the
-//! instruction the thread was about to run (iced-x86) and computes its memory
-//! operands' addresses from the interrupted registers. If one lies in a watched
-//! range, that access is the sample: exact address, read or write from the
-//! instruction's operand access, CPU and node from `getcpu`, thread, time. If not,
+//! its CPU time, which an exponential gap shared by 16 ticks did not). The
+//! handler decodes the instruction the thread was about to run (iced-x86) and
+//! computes its memory operands' addresses from the interrupted registers. If one
+//! lies in a watched range, that access is the sample: exact address, read or
+//! write from the instruction's operand access, CPU and node from `getcpu`,
+//! thread, time. If not,
 //! the x86 trap flag steps the thread on, one instruction per trap, until an
 //! instruction does (at most [`TickConfig::max_steps`]; after that the tick is a
 //! miss). No page is protected: system calls on watched memory, `munmap`, and the
